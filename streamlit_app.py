@@ -1,7 +1,16 @@
-"""Flow Lab dashboard entry point: routes to the pages in pages/."""
+"""Flow Lab dashboard entry point: only routes to the pages in pages/."""
 
 import streamlit as st
 
 st.set_page_config(page_title="Flow Lab", page_icon="🌊", layout="wide")
-st.title("Flow Lab")
-st.write("Normalizing flows you can train and look inside. The pages are on their way.")
+
+PAGES = [
+    st.Page("pages/home.py", title="Home", icon="🏠", url_path="home", default=True),
+    st.Page("pages/train.py", title="Train", icon="🏋️", url_path="train"),
+    st.Page("pages/samples.py", title="Samples", icon="🎲", url_path="samples"),
+    st.Page("pages/jacobian.py", title="Jacobian", icon="🧮", url_path="jacobian"),
+    st.Page("pages/model.py", title="Model", icon="🧱", url_path="model"),
+    st.Page("pages/playground.py", title="Playground", icon="🌀", url_path="playground"),
+]
+
+st.navigation(PAGES).run()

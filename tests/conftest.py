@@ -1,0 +1,34 @@
+"""Shared fixtures: real data from ../shared beside the repository, skipped with a reason when absent."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_MNIST = REPO.parent / "shared" / "data" / "mnist"
+FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+
+
+@pytest.fixture(scope="session")
+def mnist_dir() -> Path:
+    """The real MNIST test set (t10k, gz IDX) from ../shared/data/mnist."""
+    if not (SHARED_MNIST / "t10k-images-idx3-ubyte.gz").exists():
+        pytest.skip(f"real MNIST digits not found at {SHARED_MNIST} (../shared is absent in a user's clone)")
+    return SHARED_MNIST
+
+
+@pytest.fixture(scope="session")
+def fashion_mnist_dir() -> Path:
+    """Debian's dataset-fashion-mnist (60,000 + 10,000 images)."""
+    if not (FASHION_MNIST / "train-images-idx3-ubyte.gz").exists():
+        pytest.skip(f"Fashion-MNIST not found at {FASHION_MNIST}; apt-get install dataset-fashion-mnist")
+    return FASHION_MNIST
+
+
+@pytest.fixture(autouse=True)
+def _seed_and_threads() -> None:
+    """Every test starts from the same random state."""
+    torch.manual_seed(0)
