@@ -172,9 +172,7 @@ class AffineCoupling(Coupling):
     ) -> None:
         super().__init__(split, changes)
         self.shift, self.scale, self.bound = shift, scale, bound
-        self.label = (
-            "f0: x <- exp(sv(y)) * x + v(y)" if changes == "x" else "f1: y <- exp(su(x)) * y + u(x)"
-        )
+        self.label = "f0: x <- exp(sv(y)) * x + v(y)" if changes == "x" else "f1: y <- exp(su(x)) * y + u(x)"
 
     def log_scale(self, b: Tensor) -> Tensor:
         """s(b), the (bounded) log-scale of the changed half."""
@@ -183,8 +181,13 @@ class AffineCoupling(Coupling):
 
     def _map(self, a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
         s = self.log_scale(b)
-        return torch.exp(s) * a + self.shift(b), s.sum(1)
+        return torch.exp(s) * a + self.shift(b), _sum_log_scale(s, a)
 
     def _unmap(self, a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
         s = self.log_scale(b)
-        return (a - self.shift(b)) * torch.exp(-s), -s.sum(1)
+        return (a - self.shift(b)) * torch.exp(-s), -_sum_log_scale(s, a)
+
+
+def _sum_log_scale(s: Tensor, a: Tensor) -> Tensor:
+    """sum_i s_i per row, accumulated in the wider of s's and a's dtypes (float32 under bf16 autocast)."""
+    return s.sum(1, dtype=torch.promote_types(s.dtype, a.dtype))

@@ -119,7 +119,7 @@ class MLP(nn.Module):
             )
         self.sizes = sizes
         modules: list[nn.Module] = []
-        for n_in, n_out, activation in zip(sizes[:-1], sizes[1:], activations):
+        for n_in, n_out, activation in zip(sizes[:-1], sizes[1:], activations, strict=True):
             modules.append(Dense(n_in, n_out))
             act = make_activation(activation)
             if not isinstance(act, nn.Identity):

@@ -1,6 +1,5 @@
-"""playground page (placeholder until its issue lands)."""
+"""Flow Playground: train NICE or RealNVP live on a 2D target and look inside it, layer by layer."""
 
-import streamlit as st
+from dashboard.playground import render
 
-st.header("Playground")
-st.info("This page is being built.")
+render()

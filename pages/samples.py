@@ -1,6 +1,5 @@
-"""samples page (placeholder until its issue lands)."""
+"""Samples: a run's samples, interpolation, round trip, bits/dim per digit (dashboard/samples_view.py)."""
 
-import streamlit as st
+from dashboard.samples_view import samples_page
 
-st.header("Samples")
-st.info("This page is being built.")
+samples_page()

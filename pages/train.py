@@ -1,6 +1,5 @@
-"""train page (placeholder until its issue lands)."""
+"""Train: settings, Start/Pause/Resume/Stop, live curves and samples, all runs (dashboard/train_view.py)."""
 
-import streamlit as st
+from dashboard.train_view import train_page
 
-st.header("Train")
-st.info("This page is being built.")
+train_page()

@@ -89,9 +89,7 @@ def test_gradients_reach_every_parameter(layer: Bijection) -> None:
 
 @pytest.mark.parametrize("changes", ["x", "y"])
 def test_coupling_jacobian_is_block_triangular(changes: str) -> None:
-    layer = _randomise(
-        AffineCoupling(Split([N], "half"), changes, _net(4), _net(4), TanhBound(4))
-    ).double()
+    layer = _randomise(AffineCoupling(Split([N], "half"), changes, _net(4), _net(4), TanhBound(4))).double()
     jac = layer_jacobian(layer, torch.randn(N, dtype=torch.float64))
     x_rows, y_rows = slice(0, 4), slice(4, 8)
     kept, changed = (y_rows, x_rows) if changes == "x" else (x_rows, y_rows)

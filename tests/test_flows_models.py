@@ -99,8 +99,10 @@ def test_samples_follow_the_density(flow_name: str) -> None:
         centres = torch.cartesian_prod(edge[:-1] + step / 2, edge[:-1] + step / 2)
         density = model.logProbability(centres).exp()
     for region in [(-6.0, 0.0, -6.0, 0.0), (0.0, 6.0, -6.0, 6.0), (-1.0, 1.0, -1.0, 1.0)]:
-        x0, x1, y0, y1 = region
-        inside = lambda p: (p[:, 0] >= x0) & (p[:, 0] < x1) & (p[:, 1] >= y0) & (p[:, 1] < y1)  # noqa: E731
+
+        def inside(p: torch.Tensor, r: tuple[float, ...] = region) -> torch.Tensor:
+            return (p[:, 0] >= r[0]) & (p[:, 0] < r[1]) & (p[:, 1] >= r[2]) & (p[:, 1] < r[3])
+
         integral = float(density[inside(centres)].sum() * step**2)
         frequency = float(inside(samples).double().mean())
         sigma = math.sqrt(max(integral * (1 - integral), 1e-4) / len(samples))

@@ -1,0 +1,409 @@
+"""A playground training run: a 2D flow, its trainer and its history, trained in a background thread.
+
+Why a thread: on a 2-core machine the page's redraws (figures, websocket, the browser) would otherwise
+stall training; a thread keeps one core stepping while the page draws. The thread never calls
+streamlit. It takes :attr:`PlaygroundRun.lock` for each optimizer step, and the page copies the weights
+under the same lock (:meth:`PlaygroundRun.snapshot`) and draws from the copy, so a panel never sees a
+half-updated model. The thread stops on :meth:`PlaygroundRun.pause`, when training diverges, and when
+the page has not called :meth:`PlaygroundRun.touch` for ``HEARTBEAT_TIMEOUT`` seconds (a closed tab).
+
+Every optimizer step goes through :meth:`PlaygroundRun.step`, which calls
+``flows.training.Trainer.train_step``.
+"""
+
+from __future__ import annotations
+
+import atexit
+import copy
+import math
+import threading
+import time
+import weakref
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+
+import torch
+from torch import Tensor
+
+from flows import Flow
+from flows.training import TrainConfig, Trainer
+
+MODEL_NAMES = {"realnvp": "RealNVP", "nice": "NICE"}
+#: The playground's runs never end on their own; Pause stops them.
+ENDLESS_STEPS = 10**9
+#: Size of the fixed latent sample drawn as "model samples".
+LATENT_POINTS = 1500
+#: A background loop stops when the page has not checked in for this long.
+HEARTBEAT_TIMEOUT = 20.0
+
+
+_thread_scopes = 0  # one_thread() blocks running now, in any thread
+_threads_before = 0  # torch's thread count before the first of them
+_thread_scope_lock = threading.Lock()
+_thread_depth = threading.local()  # .value: one_thread() blocks open in this thread
+
+
+@contextmanager
+def one_thread() -> Iterator[None]:
+    """Runs the block with one torch intra-op thread, then restores the count torch had before.
+
+    The playground's batches are tiny: a second OpenMP thread only adds synchronisation, and when the
+    cores are busy (other sessions, other processes) it can make a step 20 times slower. OpenMP keeps
+    the count per thread, so each thread sets its own and restores it when its outermost block ends;
+    "before" is the count when the first of several overlapping blocks (the page's and a background
+    loop's) began, so no thread restores another's 1.
+    """
+    global _thread_scopes, _threads_before
+    depth = getattr(_thread_depth, "value", 0)
+    with _thread_scope_lock:
+        if _thread_scopes == 0:
+            _threads_before = torch.get_num_threads()
+        _thread_scopes += 1
+        restore_to = _threads_before
+    _thread_depth.value = depth + 1
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        _thread_depth.value = depth
+        with _thread_scope_lock:
+            _thread_scopes -= 1
+        if depth == 0:
+            torch.set_num_threads(restore_to)
+
+
+def _standard_sample(prior: str, n: int, seed: int) -> Tensor:
+    """``n`` reproducible draws ``[n, 2]`` from the standard Gaussian or logistic prior."""
+    generator = torch.Generator().manual_seed(seed)
+    if prior == "logistic":
+        uniform = torch.rand(n, 2, generator=generator).clamp(1e-6, 1 - 1e-6)
+        return torch.log(uniform) - torch.log1p(-uniform)
+    return torch.randn(n, 2, generator=generator)
+
+
+@dataclass(frozen=True)
+class FlowSettings:
+    """The model and optimiser a playground run trains; the data are passed separately."""
+
+    model: str = "realnvp"  # "realnvp" (affine couplings) or "nice" (additive couplings + scaling)
+    blocks: int = 4  # blocks K of F = f0 o f1, so 2K couplings
+    hidden: tuple[int, ...] = (64, 64)  # hidden widths of each conditioner MLP
+    activation: str = "relu"  # a name from flows.nn.ACTIVATIONS
+    prior: str = "gaussian"  # "gaussian" or "logistic"
+    lr: float = 3e-3  # AdamW's learning rate (constant; halved by the trainer after a non-finite loss)
+    batch_size: int = 256  # points per optimizer step
+    seed: int = 0  # initial weights and batch order
+
+    def train_config(self, points: int) -> TrainConfig:
+        """The trainer's config for ``points`` training points: constant lr, no files, no warmup."""
+        return TrainConfig(
+            model=self.model,
+            blocks=self.blocks,
+            hidden=list(self.hidden),
+            activation=self.activation,
+            prior=self.prior,
+            dataset="moons",  # any 2D toy: train_data replaces its points
+            toy_points=points,
+            batch_size=min(self.batch_size, points),
+            steps=ENDLESS_STEPS,
+            lr=self.lr,
+            warmup_steps=0,
+            schedule="constant",
+            seed=self.seed,
+            device="cpu",
+            eval_every=0,
+            checkpoint_every=0,
+        ).validate()
+
+
+@dataclass
+class History:
+    """Per-step training loss and periodic held-out NLL, in nats."""
+
+    steps: list[int] = field(default_factory=list)
+    losses: list[float] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)  # training time when the step finished
+    eval_steps: list[int] = field(default_factory=list)
+    eval_nll: list[float] = field(default_factory=list)
+
+    def copy(self) -> History:
+        count = min(len(self.steps), len(self.losses), len(self.seconds))
+        evals = min(len(self.eval_steps), len(self.eval_nll))
+        return History(
+            self.steps[:count],
+            self.losses[:count],
+            self.seconds[:count],
+            self.eval_steps[:evals],
+            self.eval_nll[:evals],
+        )
+
+
+class BackgroundLoop:
+    """Calls ``work()`` over and over in a daemon thread until it returns False, :meth:`stop`, or silence.
+
+    ``work`` must never call streamlit. An exception inside it ends the loop and is kept in :attr:`error`.
+    """
+
+    def __init__(self, work: Callable[[], bool], name: str) -> None:
+        self.work, self.name = work, name
+        _LOOPS.add(self)
+        self.error: str | None = None
+        self.heartbeat = time.monotonic()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def touch(self) -> None:
+        """The page is still watching: keep going for another HEARTBEAT_TIMEOUT seconds."""
+        self.heartbeat = time.monotonic()
+
+    def start(self) -> None:
+        if self.running:
+            return
+        self.touch()
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name=self.name, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Asks the loop to stop and waits until it has (at most one chunk of work)."""
+        self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join()
+        self._thread = None
+
+    def _loop(self) -> None:
+        with one_thread():
+            while not self._stop.is_set() and time.monotonic() - self.heartbeat < HEARTBEAT_TIMEOUT:
+                try:
+                    if not self.work():
+                        return
+                except Exception as error:  # shown on the page, not a silent dead thread
+                    self.error = f"training stopped: {type(error).__name__}: {error}"
+                    return
+
+
+#: Every loop, so that interpreter exit can stop them (torch aborts if a thread is mid-op at exit).
+_LOOPS: weakref.WeakSet[BackgroundLoop] = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_all_loops() -> None:
+    for loop in list(_LOOPS):
+        loop.stop()
+
+
+class PlaygroundRun:
+    """One flow learning one 2D target; see the module docstring."""
+
+    def __init__(self, settings: FlowSettings, train_points: Tensor, test_points: Tensor) -> None:
+        if train_points.dim() != 2 or train_points.shape[1] != 2 or len(train_points) < 2:
+            raise ValueError(f"expected training points of shape [n >= 2, 2], got {list(train_points.shape)}")
+        self.settings = settings
+        self.train_points = train_points.float()
+        self.test_points = test_points.float()
+        self.trainer = Trainer(
+            settings.train_config(len(train_points)), train_data=self.train_points, test_data=self.test_points
+        )
+        self.history = History()
+        self.training_seconds = 0.0
+        self.diverged: str | None = None  # why training stopped for good, for the page to show
+        self.notice: str | None = None  # the last rejected step's message, for the page to show
+        #: A fixed latent sample, so "model samples" move smoothly from one refresh to the next.
+        self.latent = _standard_sample(settings.prior, LATENT_POINTS, settings.seed + 1)
+        #: Held for each optimizer step and for copying the weights out.
+        self.lock = threading.RLock()
+        self._loop = BackgroundLoop(self._train_chunk, name=f"playground-{settings.model}")
+        self._view_model = copy.deepcopy(self.model).requires_grad_(False)
+
+    @property
+    def model(self) -> Flow:
+        """The model being trained (read it under :attr:`lock`, or use :meth:`snapshot`)."""
+        return self.trainer.model
+
+    @property
+    def steps_done(self) -> int:
+        return len(self.history.steps)
+
+    # --- training ---------------------------------------------------------------------------------------
+
+    def step(self) -> float:
+        """One optimizer step on a random batch; returns its loss (nats). The only place that trains.
+
+        A non-finite loss makes the trainer reject the step, restore its last good weights and halve
+        the learning rate; after ``nan_retries`` of those the run stops for good (:attr:`diverged`).
+        """
+        with self.lock:
+            started = time.perf_counter()
+            record = self.trainer.train_step()
+            self.training_seconds += time.perf_counter() - started
+            loss = float(record["loss"])
+            if record.get("kind") == "nan":
+                self.notice = record.get("message", f"non-finite loss {loss}: step rejected")
+                if self.trainer.nan_count > self.trainer.config.nan_retries:
+                    self.diverged = (
+                        f"training diverged: the loss was not finite {self.trainer.nan_count} times. "
+                        "Lower the learning rate and press Reset."
+                    )
+                return loss
+            self.history.steps.append(int(record["step"]))
+            self.history.losses.append(loss)
+            self.history.seconds.append(self.training_seconds)
+            return loss
+
+    def train_for(self, seconds: float, max_steps: int | None = None) -> int:
+        """Steps in this thread until ``seconds`` of wall time (or ``max_steps`` steps) have passed."""
+        deadline = time.perf_counter() + seconds
+        done = 0
+        with one_thread():
+            while not self.diverged and (max_steps is None or done < max_steps):
+                self.step()
+                done += 1
+                if time.perf_counter() >= deadline:
+                    break
+        return done
+
+    def _train_chunk(self) -> bool:
+        for _ in range(10):
+            if self.diverged:
+                return False
+            self.step()
+        return True
+
+    @property
+    def running(self) -> bool:
+        """True while the background thread trains."""
+        return self._loop.running
+
+    @property
+    def error(self) -> str | None:
+        """Why the background thread stopped, if it failed."""
+        return self._loop.error
+
+    def play(self) -> None:
+        """Starts training in the background (no-op when already running or diverged)."""
+        if not self.diverged:
+            self._loop.start()
+
+    def pause(self) -> None:
+        """Stops background training; returns once the thread has finished its current step."""
+        self._loop.stop()
+
+    def touch(self) -> None:
+        """Tells the background thread the page is still open."""
+        self._loop.touch()
+
+    # --- reading --------------------------------------------------------------------------------------
+
+    def snapshot(self) -> tuple[Flow, History, int]:
+        """A copy of the current weights (in a model only the caller uses), the history and the step."""
+        with self.lock:
+            self._view_model.load_state_dict(self.model.state_dict())
+            return self._view_model, self.history.copy(), self.steps_done
+
+    def copy_model(self) -> Flow:
+        """A private copy of the current model, for work outside the page's script thread."""
+        with self.lock:
+            return copy.deepcopy(self.model).requires_grad_(False)
+
+    @torch.no_grad()
+    def evaluate(self, model: Flow | None = None, step: int | None = None) -> float:
+        """Held-out NLL (nats): -mean log p over the test points; recorded in the history.
+
+        ``model`` and ``step`` come from :meth:`snapshot` when another thread may be training.
+        """
+        if model is None:
+            model, _, step = self.snapshot()
+        log_density = torch.cat([model.logProbability(chunk) for chunk in self.test_points.split(4096)])
+        nll = float(-log_density.mean())
+        with self.lock:
+            if self.history.eval_steps and self.history.eval_steps[-1] == step:
+                self.history.eval_nll[-1] = nll
+            else:
+                self.history.eval_steps.append(step)
+                self.history.eval_nll.append(nll)
+        return nll
+
+    def set_lr(self, lr: float) -> None:
+        """Changes the learning rate from the next step on, keeping the model and AdamW's moments."""
+        if not lr > 0:
+            raise ValueError(f"learning rate must be positive, got {lr}")
+        with self.lock:
+            self.settings = replace(self.settings, lr=lr)
+            self.trainer.config = replace(self.trainer.config, lr=lr).validate()
+
+    @torch.no_grad()
+    def samples(self, model: Flow | None = None) -> Tensor:
+        """The fixed latent sample pushed through F: ``[LATENT_POINTS, 2]``."""
+        model = model if model is not None else self.snapshot()[0]
+        return model.forward(self.latent)[0]
+
+    def metrics_csv(self) -> str:
+        """The run's metrics, one row per step: step, loss, training seconds, held-out NLL where measured."""
+        with self.lock:
+            history = self.history.copy()
+        held_out = dict(zip(history.eval_steps, history.eval_nll, strict=True))
+        lines = ["step,train_loss_nats,training_seconds,heldout_nll_nats"]
+        for step, loss, seconds in zip(history.steps, history.losses, history.seconds, strict=True):
+            nll = held_out.get(step)
+            lines.append(f"{step},{loss:.6f},{seconds:.4f},{'' if nll is None else f'{nll:.6f}'}")
+        return "\n".join(lines) + "\n"
+
+
+class Race:
+    """NICE and RealNVP with the same data, sizes, seed, learning rate and step budget."""
+
+    def __init__(
+        self, settings: FlowSettings, train_points: Tensor, test_points: Tensor, budget: int
+    ) -> None:
+        if budget < 1:
+            raise ValueError(f"the step budget must be positive, got {budget}")
+        self.budget = budget
+        self.runs = {
+            name: PlaygroundRun(replace(settings, model=name), train_points, test_points)
+            for name in ("nice", "realnvp")
+        }
+        self.final_nll: dict[str, float] = {}
+        self._loop = BackgroundLoop(lambda: self.advance(chunk=5), name="playground-race")
+
+    @property
+    def steps_done(self) -> int:
+        """Steps each model has taken (the race keeps them equal)."""
+        return min(run.steps_done for run in self.runs.values())
+
+    @property
+    def finished(self) -> bool:
+        return bool(self.final_nll)
+
+    @property
+    def running(self) -> bool:
+        return self._loop.running
+
+    @property
+    def error(self) -> str | None:
+        return self._loop.error
+
+    def advance(self, chunk: int = 5) -> bool:
+        """``chunk`` more steps for each model in turn; evaluates both at the budget. False once finished."""
+        if self.finished:
+            return False
+        for run in self.runs.values():
+            run.train_for(math.inf, max_steps=min(chunk, self.budget - run.steps_done))
+        if all(run.diverged or run.steps_done >= self.budget for run in self.runs.values()):
+            self.final_nll = {name: run.evaluate() for name, run in self.runs.items()}
+            return False
+        return True
+
+    def start(self) -> None:
+        """Runs the race in the background until the budget is spent."""
+        self._loop.start()
+
+    def stop(self) -> None:
+        self._loop.stop()
+
+    def touch(self) -> None:
+        self._loop.touch()

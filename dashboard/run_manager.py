@@ -1,0 +1,576 @@
+"""Background training for the dashboard: a queue of runs trained in threads through ``flows.training``.
+
+The page scripts never train. They call :class:`RunManager` (one per server process, kept by
+``st.cache_resource`` in ``dashboard/state.py``) to start, pause, resume and stop runs, and read
+:class:`RunSnapshot` copies of a run's progress. Training threads never call Streamlit: they only
+append to in-memory buffers under a lock and write the run folder (the same ``runs/<run-id>/``
+layout ``main.py`` writes), so closing every browser tab leaves a run training, and a reload finds it.
+
+At most ``max_concurrent`` runs train at once; further starts wait in a FIFO queue with a visible
+position. Torch's intra-op threads are capped at ``cpu_count - 1`` so the web server keeps a core.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import io
+import math
+import os
+import re
+import threading
+import time
+import weakref
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from flows.data.mnist import DATASETS as IDX_DATASETS
+from flows.data.mnist import default_data_dir, find_file
+from flows.training import NonFiniteLossError, TrainConfig, Trainer, build_model, runs
+
+#: Digits held out for testing when a machine holds only MNIST's 10,000 test digits (t10k files).
+HOLDOUT_DIGITS = 1000
+#: Seconds between two fresh sample grids drawn by a training thread.
+SAMPLE_INTERVAL_S = 2.0
+#: Samples in the live grid of a training image run.
+LIVE_SAMPLE_COUNT = 16
+#: Points in the live 2D density of a training toy run.
+LIVE_TOY_POINTS = 4000
+#: Seed of the latents of the live grid, so successive grids show the same latents getting sharper.
+LIVE_SAMPLE_SEED = 0
+#: Weight of the newest step in the smoothed images/s figure.
+THROUGHPUT_SMOOTHING = 0.1
+#: Seconds a server shutdown waits for training threads to write their final checkpoint.
+SHUTDOWN_WAIT_S = 10.0
+
+#: States of a run this process manages. "queued" waits for a free slot; "stopping" has been asked to stop.
+LIVE_STATES = ("queued", "running", "pausing", "paused", "stopping")
+FINAL_STATES = ("done", "stopped", "failed")
+
+#: Serialises the global-RNG juggling of torch.random.fork_rng between threads (sampling only).
+RNG_LOCK = threading.Lock()
+
+
+def default_max_concurrent() -> int:
+    """Runs allowed to train at once: one per CUDA device, or 1 on a CPU machine."""
+    return max(1, torch.cuda.device_count())
+
+
+def training_threads(cpu_count: int | None = None) -> int:
+    """Torch threads for training: all cores but one (at least one), so the server keeps a core."""
+    cores = cpu_count if cpu_count is not None else (os.cpu_count() or 1)
+    return max(1, cores - 1)
+
+
+def idx_split_present(data_dir: str | Path, dataset: str, split: str) -> bool:
+    """True when both IDX files of ``split`` (images and labels) are in ``data_dir``, gzipped or not."""
+    files = IDX_DATASETS[dataset].files_for(split)
+    return all(find_file(Path(data_dir), f.name) is not None for f in files)
+
+
+#: Folders where Linux distributions install datasets (Debian's dataset-fashion-mnist); tried second.
+SYSTEM_DATA_DIRS = {"fashion-mnist": Path("/usr/share/datasets/fashion-mnist")}
+
+
+def image_data_dir(dataset: str) -> Path:
+    """Where the dashboard reads ``dataset``: its default folder (``flows.data.default_data_dir``), or
+    the system's copy (e.g. Debian's Fashion-MNIST) when only that one holds the files."""
+    folder = default_data_dir(dataset)
+    system = SYSTEM_DATA_DIRS.get(dataset)
+    if (
+        not idx_split_present(folder, dataset, "test")
+        and system
+        and idx_split_present(system, dataset, "test")
+    ):
+        return system
+    return folder
+
+
+@dataclass(frozen=True)
+class DataPlan:
+    """How a run gets its images: folder, the config's holdout, a note for the UI, or why it cannot train."""
+
+    folder: Path
+    holdout: int
+    note: str | None
+    problem: str | None
+
+
+def plan_image_data(dataset: str, data_dir: str | Path | None = None) -> DataPlan:
+    """Train/test split for an image dataset from what is on disk (``data_dir`` or :func:`image_data_dir`).
+
+    Both splits present: the usual 60,000 / 10,000. Only the t10k files (as on machines that keep
+    just MNIST's test digits): train on the first 9,000 and evaluate on the last 1,000, held out.
+    """
+    folder = Path(data_dir) if data_dir else image_data_dir(dataset)
+    has_train = idx_split_present(folder, dataset, "train")
+    has_test = idx_split_present(folder, dataset, "test")
+    name = "MNIST" if dataset == "mnist" else "Fashion-MNIST"
+    if has_train and has_test:
+        note = f"{name}: 60,000 training images, evaluated on the 10,000 test images."
+        return DataPlan(folder, 0, note, None)
+    if has_test:
+        note = (
+            f"Only {name}'s 10,000 test images are in {folder}: training on the first "
+            f"{10_000 - HOLDOUT_DIGITS:,} and evaluating on the last {HOLDOUT_DIGITS:,}, held out."
+        )
+        return DataPlan(folder, HOLDOUT_DIGITS, note, None)
+    problem = (
+        f"{name} is not in {folder}. Download it on the Home page (or run "
+        f"`python scripts/download_mnist.py --dataset {dataset}`), or pick a 2D toy dataset."
+    )
+    return DataPlan(folder, 0, None, problem)
+
+
+@dataclass(frozen=True)
+class RunSnapshot:
+    """A consistent copy of one run's progress for the UI (never shared with the training thread)."""
+
+    run_id: str
+    path: Path
+    config: TrainConfig
+    state: str  # queued, running, pausing, paused, stopping, done, stopped, failed
+    step: int
+    steps: int
+    queue_position: int | None  # 1 = next to start; None unless queued
+    steps_seen: list[int]  # every step trained in this process, for the curves
+    losses: list[float]  # train loss (nats) per step in steps_seen
+    eval_steps: list[int]
+    test_losses: list[float]  # nats
+    images_per_sec: float | None  # smoothed training throughput
+    elapsed: float  # seconds trained in total (all sessions of the run)
+    eta_seconds: float | None
+    samples: Tensor | None  # uint8 image: a grid of digits or a 2D density, from the live model
+    samples_step: int | None
+    message: str | None  # why it failed, or the last non-finite-loss warning
+    note: str | None  # how the data was split (shown beside the run)
+
+    @property
+    def is_live(self) -> bool:
+        """True while the run is queued, training, paused or stopping."""
+        return self.state in LIVE_STATES
+
+    @property
+    def fraction_done(self) -> float:
+        """Steps done over steps planned, in [0, 1]."""
+        return min(1.0, self.step / self.steps) if self.steps else 0.0
+
+
+@dataclass
+class _ManagedRun:
+    """The mutable record of a run this process trains; guarded by ``lock``."""
+
+    run_id: str
+    path: Path
+    config: TrainConfig
+    note: str | None
+    resume: bool  # continue from checkpoints/last.pt instead of starting at step 0
+    state: str = "queued"
+    step: int = 0
+    steps_seen: list[int] = field(default_factory=list)
+    losses: list[float] = field(default_factory=list)
+    eval_steps: list[int] = field(default_factory=list)
+    test_losses: list[float] = field(default_factory=list)
+    images_per_sec: float | None = None
+    elapsed: float = 0.0
+    samples: Tensor | None = None
+    samples_step: int | None = None
+    message: str | None = None
+    thread: threading.Thread | None = None
+    resume_event: threading.Event = field(default_factory=threading.Event)  # set = may train
+    stop_event: threading.Event = field(default_factory=threading.Event)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self.resume_event.set()
+
+
+class RunManager:
+    """Starts, queues, pauses, resumes and stops training runs in background threads.
+
+    Args:
+        runs_root: the runs folder (``runs/`` by default; the one ``main.py`` writes).
+        max_concurrent: runs allowed to train at once; later starts queue.
+        threads: torch intra-op threads while training (``training_threads()`` by default).
+    """
+
+    def __init__(self, runs_root: str | Path, max_concurrent: int | None = None, threads: int | None = None):
+        self.runs_root = Path(runs_root)
+        self.max_concurrent = max_concurrent if max_concurrent is not None else default_max_concurrent()
+        if not isinstance(self.max_concurrent, int) or self.max_concurrent < 1:
+            raise ValueError(f"max_concurrent must be a positive integer, got {self.max_concurrent!r}")
+        self.threads = threads if threads is not None else training_threads()
+        self._runs: dict[str, _ManagedRun] = {}
+        self._queue: list[str] = []
+        self._lock = threading.RLock()
+        _MANAGERS.add(self)
+
+    # --- starting -----------------------------------------------------------------------------------
+
+    def prepare_config(self, config: TrainConfig) -> tuple[TrainConfig, str | None]:
+        """The config a dashboard run trains with, and a note on its data.
+
+        Caps torch threads, and for images picks the train/test split from the files on disk
+        (see :func:`plan_image_data`). ValueError (one line, naming the field) when it cannot train.
+        """
+        config = replace(config, num_threads=self.threads).validate()
+        if not config.is_image:
+            return config, None
+        plan = plan_image_data(config.dataset, config.data_dir or None)
+        if plan.problem:
+            raise ValueError(f"dataset: {plan.problem}")
+        data_dir = config.data_dir or (
+            "" if plan.folder == default_data_dir(config.dataset) else str(plan.folder)
+        )
+        return replace(config, holdout=plan.holdout, data_dir=data_dir), plan.note
+
+    def start(self, config: TrainConfig, name: str | None = None) -> str:
+        """Creates a run folder and trains it now, or queues it; returns the run id."""
+        config, note = self.prepare_config(config)
+        path = runs.create_run(self.runs_root, config, name)
+        return self._enqueue(_ManagedRun(path.name, path, config, note, resume=False))
+
+    def continue_run(self, run_id: str, steps: int | None = None) -> str:
+        """Trains a stopped, interrupted or finished run on from checkpoints/last.pt (to ``steps``)."""
+        with self._lock:
+            managed = self._runs.get(run_id)
+            if managed is not None and managed.state in LIVE_STATES:
+                raise ValueError(f"run {run_id} is already {managed.state}")
+        path = self.runs_root / run_id
+        status = runs.read_status(path)
+        state = runs.effective_state(status)
+        if state in ("running", "paused"):
+            raise ValueError(
+                f"run {run_id} is {state} in another process (pid {status.get('pid')}); stop it there"
+            )
+        config = runs.read_config(path)
+        if steps is not None:
+            config = replace(config, steps=steps)
+        config, note = self.prepare_config(config)
+        if config.holdout != runs.read_config(path).holdout:
+            raise ValueError(
+                f"run {run_id} was trained on a different split of the data than the files on disk"
+            )
+        return self._enqueue(_ManagedRun(run_id, path, config, note, resume=True))
+
+    def _enqueue(self, managed: _ManagedRun) -> str:
+        with self._lock:
+            self._runs[managed.run_id] = managed
+            self._queue.append(managed.run_id)
+            self._schedule()
+        return managed.run_id
+
+    def set_max_concurrent(self, value: int) -> None:
+        """Changes how many runs may train at once; queued runs start if slots opened."""
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"runs at once must be a positive integer, got {value!r}")
+        with self._lock:
+            self.max_concurrent = value
+            self._schedule()
+
+    def _active_count(self) -> int:
+        return sum(1 for run in self._runs.values() if run.state in ("running", "paused", "stopping"))
+
+    def _schedule(self) -> None:
+        """Starts queued runs while slots are free (caller holds ``self._lock``)."""
+        while self._queue and self._active_count() < self.max_concurrent:
+            managed = self._runs[self._queue.pop(0)]
+            with managed.lock:
+                managed.state = "running"
+            managed.thread = threading.Thread(
+                target=self._train, args=(managed,), name=f"flowlab-train-{managed.run_id}", daemon=True
+            )
+            managed.thread.start()
+
+    # --- controls -----------------------------------------------------------------------------------
+
+    def _managed(self, run_id: str) -> _ManagedRun:
+        with self._lock:
+            managed = self._runs.get(run_id)
+        if managed is None:
+            raise ValueError(f"run {run_id} is not trained by this dashboard; stop it where it was started")
+        return managed
+
+    def pause(self, run_id: str) -> None:
+        """Pauses a training run after its current step (the thread waits; nothing is lost)."""
+        managed = self._managed(run_id)
+        with managed.lock:
+            if managed.state == "running":
+                managed.resume_event.clear()
+
+    def resume(self, run_id: str) -> None:
+        """Resumes a paused run."""
+        managed = self._managed(run_id)
+        managed.resume_event.set()
+
+    def stop(self, run_id: str) -> None:
+        """Stops a run: a queued run leaves the queue; a training run ends after this step (checkpointed)."""
+        managed = self._managed(run_id)
+        with self._lock:
+            if run_id in self._queue:
+                self._queue.remove(run_id)
+                with managed.lock:
+                    managed.state = "stopped"
+                runs.write_status(managed.path, "stopped", step=managed.step, steps=managed.config.steps)
+                return
+        with managed.lock:
+            if managed.state in ("running", "paused"):
+                managed.state = "stopping"
+        managed.stop_event.set()
+        managed.resume_event.set()  # a paused thread wakes up to stop
+
+    def stop_all(self, wait_s: float = SHUTDOWN_WAIT_S) -> None:
+        """Stops every run of this manager and waits up to ``wait_s`` for their final checkpoints."""
+        with self._lock:
+            run_ids = list(self._runs)
+        for run_id in run_ids:
+            self.stop(run_id)
+        deadline = time.monotonic() + wait_s
+        for run_id in run_ids:
+            thread = self._runs[run_id].thread
+            if thread is not None:
+                thread.join(max(0.0, deadline - time.monotonic()))
+
+    # --- reading ------------------------------------------------------------------------------------
+
+    def managed_ids(self) -> list[str]:
+        """Ids of the runs this process has trained or queued, oldest first."""
+        with self._lock:
+            return list(self._runs)
+
+    def is_managed(self, run_id: str) -> bool:
+        with self._lock:
+            return run_id in self._runs
+
+    def snapshot(self, run_id: str) -> RunSnapshot | None:
+        """A copy of a managed run's progress, or None if this process does not train it."""
+        with self._lock:
+            managed = self._runs.get(run_id)
+            position = self._queue.index(run_id) + 1 if run_id in self._queue else None
+        if managed is None:
+            return None
+        with managed.lock:
+            state = managed.state
+            if state == "running" and not managed.resume_event.is_set():
+                state = "pausing"  # asked to pause; the thread stops after its current step
+            return RunSnapshot(
+                run_id=managed.run_id,
+                path=managed.path,
+                config=managed.config,
+                state=state,
+                step=managed.step,
+                steps=managed.config.steps,
+                queue_position=position,
+                steps_seen=list(managed.steps_seen),
+                losses=list(managed.losses),
+                eval_steps=list(managed.eval_steps),
+                test_losses=list(managed.test_losses),
+                images_per_sec=managed.images_per_sec,
+                elapsed=managed.elapsed,
+                eta_seconds=_eta(managed),
+                samples=managed.samples,
+                samples_step=managed.samples_step,
+                message=managed.message,
+                note=managed.note,
+            )
+
+    def active_ids(self) -> list[str]:
+        """Runs training, paused or stopping, then queued runs in queue order."""
+        with self._lock:
+            active = [
+                rid for rid, run in self._runs.items() if run.state in ("running", "paused", "stopping")
+            ]
+            return active + list(self._queue)
+
+    # --- the training thread ------------------------------------------------------------------------
+
+    def _train(self, managed: _ManagedRun) -> None:
+        """Body of a training thread: builds the Trainer and runs it, reporting into ``managed``."""
+        trainer: Trainer | None = None
+        try:
+            if managed.resume:
+                overrides = {"steps": managed.config.steps, "num_threads": managed.config.num_threads}
+                trainer = Trainer.from_run(managed.path, overrides)
+            else:
+                trainer = Trainer(managed.config, managed.path)
+            with managed.lock:
+                managed.step = trainer.step
+                managed.elapsed = trainer.elapsed
+            sampler = _LiveSampler(trainer, managed)
+            trainer.run(
+                on_event=lambda event: self._on_event(managed, trainer, sampler, event),
+                should_stop=managed.stop_event.is_set,
+            )
+            sampler.draw(force=True)
+        except NonFiniteLossError as error:
+            self._fail(managed, str(error))
+        except Exception as error:  # the run ends; the UI shows why
+            self._fail(managed, f"{type(error).__name__}: {error}")
+            if trainer is not None:
+                with contextlib.suppress(Exception):
+                    trainer.set_status("failed", message=str(error))
+            else:
+                with contextlib.suppress(Exception):
+                    runs.write_status(
+                        managed.path, "failed", step=0, steps=managed.config.steps, message=str(error)
+                    )
+        finally:
+            with self._lock:
+                with managed.lock:
+                    if managed.state not in FINAL_STATES:
+                        managed.state = "stopped" if managed.stop_event.is_set() else "done"
+                self._schedule()
+
+    def _fail(self, managed: _ManagedRun, message: str) -> None:
+        with managed.lock:
+            managed.state = "failed"
+            managed.message = message
+
+    def _on_event(self, managed: _ManagedRun, trainer: Trainer, sampler: _LiveSampler, event: dict[str, Any]):
+        """Records one trainer event; blocks while the run is paused (which pauses training)."""
+        kind = event["kind"]
+        with managed.lock:
+            managed.elapsed = float(event.get("elapsed") or managed.elapsed)
+            if kind == "step":
+                managed.step = int(event["step"])
+                managed.steps_seen.append(managed.step)
+                managed.losses.append(float(event["loss"]))
+                rate = float(event["images_per_sec"])
+                previous = managed.images_per_sec
+                managed.images_per_sec = rate if previous is None else _smooth(previous, rate)
+            elif kind == "eval":
+                managed.eval_steps.append(int(event["step"]))
+                managed.test_losses.append(float(event["test_loss"]))
+            elif kind == "nan":
+                managed.message = event.get("message")
+            elif kind == "done":
+                managed.state = "done" if event.get("reason") == "finished" else "stopped"
+        if kind == "step":
+            sampler.draw()
+            self._maybe_pause(managed, trainer)
+
+    def _maybe_pause(self, managed: _ManagedRun, trainer: Trainer) -> None:
+        """Waits in the training thread while the run is paused, with status.json saying so."""
+        if managed.resume_event.is_set():
+            return
+        with managed.lock:
+            managed.state = "paused"
+            managed.images_per_sec = None
+        trainer.set_status("paused")
+        managed.resume_event.wait()
+        with managed.lock:
+            if managed.state == "paused":
+                managed.state = "running"
+        trainer.set_status("running")
+
+
+class _LiveSampler:
+    """Draws a fresh sample grid from the training model every SAMPLE_INTERVAL_S, in the training thread."""
+
+    def __init__(self, trainer: Trainer, managed: _ManagedRun) -> None:
+        self.trainer = trainer
+        self.managed = managed
+        self.last_time = -math.inf
+
+    def draw(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self.last_time < SAMPLE_INTERVAL_S:
+            return
+        self.last_time = now
+        image = live_samples(self.trainer.model, self.trainer.config)
+        with self.managed.lock:
+            self.managed.samples = image
+            self.managed.samples_step = self.trainer.step
+
+
+@torch.no_grad()
+def live_samples(model: torch.nn.Module, config: TrainConfig) -> Tensor:
+    """uint8 image of a training model's samples: a 4 x 4 grid of digits, or a 2D density for toys."""
+    was_training = model.training
+    model.eval()
+    count = LIVE_SAMPLE_COUNT if config.is_image else LIVE_TOY_POINTS
+    with RNG_LOCK, torch.random.fork_rng(devices=[]):
+        torch.manual_seed(LIVE_SAMPLE_SEED)
+        samples = model.sample(count).float().cpu()
+    model.train(was_training)
+    if not config.is_image:
+        return runs.density_image(samples)
+    return runs.image_grid(samples.reshape(count, 28, 28), columns=4)
+
+
+def _smooth(previous: float, new: float) -> float:
+    return (1 - THROUGHPUT_SMOOTHING) * previous + THROUGHPUT_SMOOTHING * new
+
+
+def _eta(managed: _ManagedRun) -> float | None:
+    """Seconds left at the smoothed throughput (None when unknown or not training)."""
+    if managed.state != "running" or not managed.images_per_sec:
+        return None
+    steps_left = max(0, managed.config.steps - managed.step)
+    return steps_left * managed.config.batch_size / managed.images_per_sec
+
+
+# --- checkpoints in and out ---------------------------------------------------------------------------
+
+
+UPLOAD_NAME_PATTERN = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def read_checkpoint_bytes(data: bytes) -> tuple[dict[str, Any], TrainConfig]:
+    """Loads an uploaded checkpoint safely (``torch.load(weights_only=True)``) and checks it builds a model.
+
+    Returns the state and its TrainConfig; ValueError with a message a user can act on otherwise.
+    """
+    if not data:
+        raise ValueError("the file is empty; pick a checkpoint such as runs/<run-id>/checkpoints/last.pt")
+    try:
+        state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises many types for damaged or foreign files
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ValueError(
+            "this is not a readable PyTorch checkpoint (it may be damaged, or hold pickled code, which is "
+            f"never loaded here): {first_line[:200]}"
+        ) from None
+    if not isinstance(state, dict) or "model" not in state or "config" not in state:
+        raise ValueError(
+            "this file is not a Flow Lab checkpoint: it has no model weights and training config "
+            "(expected the checkpoints/last.pt or best.pt of a run)"
+        )
+    try:
+        config = TrainConfig.from_dict(dict(state["config"])).validate()
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"the checkpoint's training config is invalid: {error}") from None
+    model = build_model(config)
+    try:
+        model.load_state_dict(state["model"])
+    except (RuntimeError, TypeError, AttributeError) as error:
+        first_line = str(error).strip().splitlines()[0]
+        raise ValueError(f"the checkpoint's weights do not fit its config: {first_line[:200]}") from None
+    return state, config
+
+
+def import_checkpoint(runs_root: str | Path, data: bytes, file_name: str) -> str:
+    """Saves an uploaded checkpoint as a new finished run ``upload-<name>``; returns its run id."""
+    state, config = read_checkpoint_bytes(data)
+    stem = UPLOAD_NAME_PATTERN.sub("-", Path(file_name).stem).strip("-.") or "checkpoint"
+    name = f"upload-{stem[:40]}-{time.strftime('%Y%m%d-%H%M%S')}"
+    path = runs.create_run(runs_root, config, name=name)
+    runs.save_checkpoint(runs.checkpoint_path(path, "last"), state)
+    runs.write_status(path, "done", step=int(state.get("step", 0)), steps=config.steps, message="uploaded")
+    return path.name
+
+
+# --- shutdown -------------------------------------------------------------------------------------------
+
+_MANAGERS: weakref.WeakSet[RunManager] = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_all_runs() -> None:
+    """On server shutdown, lets each training thread write its checkpoint and a "stopped" status."""
+    for manager in list(_MANAGERS):
+        manager.stop_all()

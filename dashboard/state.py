@@ -1,0 +1,140 @@
+"""Long-lived objects of the dashboard, one per server process (``st.cache_resource``), and where things live.
+
+Environment variables the dashboard reads:
+
+- ``FLOWLAB_RUNS_DIR``: the runs folder (default ``runs/`` in the repository, where ``main.py`` writes).
+- ``FLOWLAB_DATA_DIR``: the MNIST folder (read by ``flows.data.default_data_dir``; default ``data/mnist``).
+- ``FLOWLAB_FASHION_MNIST_DIR``: the Fashion-MNIST folder (default ``data/fashion-mnist``, else Debian's
+  ``/usr/share/datasets/fashion-mnist`` when that holds the files).
+- ``FLOWLAB_MAX_RUNS``: runs that may train at once (default 1 on a CPU machine, one per GPU).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import streamlit as st
+import torch
+from torch import Tensor
+
+from flows.data import load_mnist
+from flows.models import Flow
+from flows.training import RunInfo, TrainConfig, runs
+
+from .charts import Curves, read_curves
+from .run_manager import (
+    RunManager,
+    default_max_concurrent,
+    idx_split_present,
+    image_data_dir,
+    training_threads,
+)
+
+MAX_RUNS_ENV = "FLOWLAB_MAX_RUNS"
+
+
+def runs_root() -> Path:
+    """The runs folder: ``$FLOWLAB_RUNS_DIR``, else ``runs/`` in the repository."""
+    return runs.default_runs_dir()
+
+
+def max_runs_setting() -> int:
+    """``$FLOWLAB_MAX_RUNS`` when it is a positive integer, else the machine's default."""
+    value = os.environ.get(MAX_RUNS_ENV, "")
+    return int(value) if value.isdigit() and int(value) > 0 else default_max_concurrent()
+
+
+@st.cache_resource(show_spinner=False)
+def _run_manager(root: str, max_concurrent: int) -> RunManager:
+    torch_ready()  # once per server process, before any page computes
+    return RunManager(root, max_concurrent=max_concurrent)
+
+
+def run_manager() -> RunManager:
+    """The process-wide RunManager of the current runs folder (shared by every tab and session)."""
+    return _run_manager(str(runs_root()), max_runs_setting())
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _test_images(folder: str, dataset: str) -> Tensor:
+    images, _ = load_mnist(folder, "test", dataset)
+    return images
+
+
+def test_images(dataset: str = "mnist") -> Tensor | None:
+    """The 10,000 uint8 test images ``[N, 28, 28]`` of an image dataset, or None when not on disk."""
+    folder = image_data_dir(dataset)
+    if not idx_split_present(folder, dataset, "test"):
+        return None
+    return _test_images(str(folder), dataset)
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _run_model(run_path: str, which: str, modified: float) -> tuple[Flow, TrainConfig]:
+    del modified  # part of the cache key only: a newer checkpoint loads again
+    return runs.load_run_model(run_path, which)
+
+
+def run_model(run_path: str | Path, which: str = "last") -> tuple[Flow, TrainConfig]:
+    """A run's model (eval mode, CPU) from a checkpoint, reloaded when the checkpoint file changes."""
+    path = runs.checkpoint_path(run_path, which)
+    modified = path.stat().st_mtime if path.is_file() else 0.0
+    model, config = _run_model(str(run_path), which, modified)
+    return model, config
+
+
+def torch_ready() -> None:
+    """Caps torch's threads at all cores but one for page computations too, as for training: an
+    oversubscribed CPU slows every torch thread down (OpenMP threads wait for each other)."""
+    if torch.get_num_threads() > training_threads():
+        torch.set_num_threads(training_threads())
+
+
+def _run_signature(path: Path) -> tuple:
+    """What a run folder's summary depends on: its files' sizes and times, and whether its process lives."""
+    files = [path / runs.CONFIG_FILE, path / runs.STATUS_FILE, path / runs.METRICS_FILE]
+    files += sorted((path / runs.CHECKPOINT_DIR).glob("*.pt"))
+    stats = []
+    for file in files:
+        try:
+            stat = file.stat()
+        except OSError:
+            continue
+        stats.append((file.name, stat.st_mtime_ns, stat.st_size))
+    return (*stats, runs.effective_state(runs.read_status(path)))
+
+
+@st.cache_data(show_spinner=False, max_entries=512)
+def _run_info(path: str, signature: tuple) -> RunInfo:
+    del signature  # part of the cache key only
+    return runs.run_info(path)
+
+
+def run_info(path: str | Path) -> RunInfo:
+    """One run folder's summary (``flows.training.runs.run_info``), read again only when a file changed."""
+    return _run_info(str(path), _run_signature(Path(path)))
+
+
+def run_infos(root: str | Path | None = None) -> list[RunInfo]:
+    """Every run folder of the runs folder, most recently updated first (as ``list_runs``).
+
+    A folder is read again only when one of its files changed, so pages stay fast with many long runs.
+    """
+    root = Path(root) if root is not None else runs_root()
+    if not root.is_dir():
+        return []
+    folders = [p for p in root.iterdir() if p.is_dir() and (p / runs.CONFIG_FILE).is_file()]
+    infos = [run_info(folder) for folder in folders]
+    return sorted(infos, key=lambda info: info.updated, reverse=True)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _curves(path: str, signature: tuple) -> Curves | None:
+    del signature
+    return read_curves(path)
+
+
+def run_curves(path: str | Path) -> Curves | None:
+    """A run folder's curves from metrics.jsonl, read again only when the file changed."""
+    return _curves(str(path), _run_signature(Path(path)))

@@ -1,0 +1,28 @@
+"""Training NICE and RealNVP by the seed's recipe: config, trainer, run folders, torchrun helpers.
+
+No printing and no UI here: ``main.py`` and the dashboard both drive :class:`Trainer`.
+"""
+
+from . import runs
+from .config import DATASETS, IMAGE_DATASETS, MODELS, SCHEDULES, SPLIT_CHOICES, TOY_DATASET_NAMES, TrainConfig
+from .runs import RunInfo, list_runs, load_run_model
+from .trainer import NonFiniteLossError, Trainer, build_model, check_datasets, load_datasets
+
+__all__ = [
+    "DATASETS",
+    "IMAGE_DATASETS",
+    "MODELS",
+    "SCHEDULES",
+    "SPLIT_CHOICES",
+    "TOY_DATASET_NAMES",
+    "NonFiniteLossError",
+    "RunInfo",
+    "TrainConfig",
+    "Trainer",
+    "build_model",
+    "check_datasets",
+    "list_runs",
+    "load_datasets",
+    "load_run_model",
+    "runs",
+]

@@ -1,0 +1,430 @@
+"""Runs on disk: one folder per run, written atomically so that no crash leaves a file unreadable.
+
+Layout of ``<root>/<run-id>/``::
+
+    config.json          TrainConfig.to_dict()
+    metrics.jsonl        one JSON object per line, flushed at once (see METRIC_KEYS)
+    status.json          {"state": "running" | "paused" | "stopped" | "done" | "failed", "pid", ...}
+    samples.png          a grid of samples (images) or a 2D histogram of samples (toys), per evaluation
+    checkpoints/last.pt  the latest state; best.pt the state with the lowest test loss
+
+Checkpoints hold only tensors, numbers, strings, lists, tuples and dicts, so they load with
+``torch.load(weights_only=True)``; nothing is ever unpickled.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import re
+import socket
+import struct
+import tempfile
+import time
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ..models import Flow
+from .config import TrainConfig
+
+CONFIG_FILE = "config.json"
+METRICS_FILE = "metrics.jsonl"
+STATUS_FILE = "status.json"
+SAMPLES_FILE = "samples.png"
+CHECKPOINT_DIR = "checkpoints"
+CHECKPOINTS = ("last", "best")
+RUN_STATES = ("created", "running", "paused", "stopped", "done", "failed")
+#: Permissions of the files written (mkstemp alone would make them private to the owner).
+FILE_MODE = 0o644
+RUNS_DIR_ENV = "FLOWLAB_RUNS_DIR"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+#: Keys present in every metrics line; a value is null where it does not apply to that line's kind.
+METRIC_KEYS = ("kind", "step", "loss", "train_bits_per_dim", "test_bits_per_dim", "images_per_sec", "elapsed")
+
+
+def default_runs_dir() -> Path:
+    """Where ``main.py`` and the dashboard keep runs: ``$FLOWLAB_RUNS_DIR``, else ``runs/`` in the repo."""
+    return Path(os.environ.get(RUNS_DIR_ENV) or REPO_ROOT / "runs")
+
+
+# --- atomic files ---------------------------------------------------------------------------------
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Makes a rename inside ``folder`` durable (a no-op where folders cannot be opened, e.g. Windows)."""
+    with contextlib.suppress(OSError):
+        descriptor = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Writes ``data`` to a temp file beside ``path``, fsyncs it and renames it over ``path``."""
+    path = Path(path)
+    descriptor, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.chmod(temp_name, FILE_MODE)
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp_name, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp_name)
+        raise
+    _fsync_folder(path.parent)
+
+
+def _json_safe(value: Any) -> Any:
+    """Replaces NaN and infinities (not valid JSON) by None, recursively."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _json_safe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(item) for item in value]
+    return value
+
+
+def write_json(path: str | Path, data: Any) -> None:
+    """Atomically writes ``data`` as indented JSON."""
+    atomic_write_bytes(path, (json.dumps(_json_safe(data), indent=2) + "\n").encode())
+
+
+def read_json(path: str | Path) -> Any:
+    """Parses a JSON file; ValueError naming the file if it is not valid JSON."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path} is not valid JSON ({error})") from error
+
+
+# --- run folders ------------------------------------------------------------------------------------
+
+
+def new_run_id(config: TrainConfig, name: str | None = None) -> str:
+    """``YYYYmmdd-HHMMSS-<model>-<dataset>`` or ``name`` (letters, digits, ``-_.`` only)."""
+    if name is not None:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", name):
+            raise ValueError(f"run name {name!r} may hold only letters, digits, '-', '_' and '.'")
+        return name
+    return f"{time.strftime('%Y%m%d-%H%M%S')}-{config.model}-{config.dataset}"
+
+
+def create_run(root: str | Path, config: TrainConfig, name: str | None = None) -> Path:
+    """Creates ``root/<run-id>/`` with config.json and a "created" status; returns its path.
+
+    A clash of automatic ids gets a ``-2``, ``-3``... suffix; a clash of an explicit ``name`` is a ValueError.
+    """
+    config.validate()
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    run_id = new_run_id(config, name)
+    for attempt in range(1, 1000):
+        path = root / (run_id if attempt == 1 else f"{run_id}-{attempt}")
+        try:
+            path.mkdir()
+        except FileExistsError:
+            if name is not None:
+                raise ValueError(
+                    f"a run named {name!r} already exists in {root}; pick another name"
+                ) from None
+            continue
+        (path / CHECKPOINT_DIR).mkdir()
+        write_json(path / CONFIG_FILE, config.to_dict())
+        write_status(path, "created", step=0, steps=config.steps)
+        return path
+    raise RuntimeError(f"could not create a new run folder in {root}")
+
+
+def remove_stale_temp_files(run_path: str | Path) -> list[Path]:
+    """Deletes the temp files a killed writer left in the run folder; returns their paths."""
+    run_path = Path(run_path)
+    stale = [*run_path.glob(".*.tmp"), *(run_path / CHECKPOINT_DIR).glob(".*.tmp")]
+    for path in stale:
+        with contextlib.suppress(OSError):
+            path.unlink()
+    return stale
+
+
+def read_config(run_path: str | Path) -> TrainConfig:
+    """The validated TrainConfig saved in ``run_path/config.json``."""
+    path = Path(run_path) / CONFIG_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found; is {run_path} a run folder (runs/<run-id>)?")
+    try:
+        return TrainConfig.from_dict(read_json(path)).validate()
+    except ValueError as error:
+        raise ValueError(f"{path}: {error}") from error
+
+
+def write_status(run_path: str | Path, state: str, **details: Any) -> None:
+    """Atomically writes status.json: ``state``, this process's pid and host, the time, ``details``."""
+    if state not in RUN_STATES:
+        raise ValueError(f"unknown run state {state!r}; valid: {', '.join(RUN_STATES)}")
+    status = {"state": state, "pid": os.getpid(), "host": socket.gethostname(), "updated": time.time()}
+    status.update(details)
+    write_json(Path(run_path) / STATUS_FILE, status)
+
+
+def read_status(run_path: str | Path) -> dict[str, Any] | None:
+    """status.json as a dict, or None when it is missing or unreadable."""
+    try:
+        status = read_json(Path(run_path) / STATUS_FILE)
+    except (OSError, ValueError):
+        return None
+    return status if isinstance(status, dict) else None
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True
+    return True
+
+
+def effective_state(status: dict[str, Any] | None) -> str:
+    """The status's state, but "running"/"paused" of a process gone from this host reads "interrupted"."""
+    if not status:
+        return "unknown"
+    state = str(status.get("state", "unknown"))
+    pid, host = status.get("pid"), status.get("host")
+    live_states = ("running", "paused")
+    if (
+        state in live_states
+        and host == socket.gethostname()
+        and isinstance(pid, int)
+        and not _process_alive(pid)
+    ):
+        return "interrupted"
+    return state
+
+
+# --- metrics ----------------------------------------------------------------------------------------
+
+
+class MetricsWriter:
+    """Appends one JSON object per line to metrics.jsonl, flushing each line to the OS at once."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._handle = self.path.open("a", encoding="utf-8")
+
+    def write(self, record: dict[str, Any]) -> None:
+        """Writes ``record`` with every key of METRIC_KEYS (null where absent) plus its own keys."""
+        line = {key: record.get(key) for key in METRIC_KEYS}
+        line.update(record)
+        self._handle.write(json.dumps(_json_safe(line)) + "\n")
+        self._handle.flush()
+
+    def close(self) -> None:
+        self._handle.close()
+
+
+def read_metrics(run_path: str | Path) -> list[dict[str, Any]]:
+    """Every complete line of metrics.jsonl (a line cut short by a crash is skipped)."""
+    path = Path(run_path) / METRICS_FILE
+    if not path.is_file():
+        return []
+    records = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(record, dict):
+            records.append(record)
+    return records
+
+
+def truncate_metrics(run_path: str | Path, last_step: int) -> None:
+    """Drops the lines after ``last_step`` (written after the checkpoint a resumed run starts from)."""
+    path = Path(run_path) / METRICS_FILE
+    if not path.is_file():
+        return
+    kept = [r for r in read_metrics(run_path) if not isinstance(r.get("step"), int) or r["step"] <= last_step]
+    atomic_write_bytes(path, "".join(json.dumps(r) + "\n" for r in kept).encode())
+
+
+# --- checkpoints ------------------------------------------------------------------------------------
+
+
+def checkpoint_path(run_path: str | Path, which: str = "last") -> Path:
+    """``run_path/checkpoints/<which>.pt`` for ``which`` in ("last", "best")."""
+    if which not in CHECKPOINTS:
+        raise ValueError(f"which must be one of {', '.join(CHECKPOINTS)}, got {which!r}")
+    return Path(run_path) / CHECKPOINT_DIR / f"{which}.pt"
+
+
+def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
+    """Atomically writes ``state`` with torch.save: a kill at any moment leaves the old or the new file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.chmod(temp_name, FILE_MODE)
+        with os.fdopen(descriptor, "wb") as handle:
+            torch.save(state, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp_name, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp_name)
+        raise
+    _fsync_folder(path.parent)
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Loads a checkpoint with ``weights_only=True`` (tensors and plain containers only)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} not found")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as error:  # torch raises several types for a damaged or foreign file
+        raise ValueError(f"{path} is not a readable Flow Lab checkpoint ({error})") from error
+    if not isinstance(state, dict) or "model" not in state or "step" not in state:
+        raise ValueError(f"{path} is not a Flow Lab checkpoint (no model state and step)")
+    return state
+
+
+def load_run_model(
+    run_path: str | Path, which: str = "last", map_location: str | torch.device = "cpu"
+) -> tuple[Flow, TrainConfig]:
+    """The trained model of a run (in eval mode) and its config."""
+    from .trainer import build_model  # the trainer imports this module
+
+    config = read_config(run_path)
+    state = load_checkpoint(checkpoint_path(run_path, which), map_location)
+    model = build_model(config)
+    model.load_state_dict(state["model"])
+    return model.to(map_location).eval(), config
+
+
+# --- listing ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class RunInfo:
+    """What a dashboard shows about one run folder without loading its model."""
+
+    run_id: str
+    path: Path
+    config: TrainConfig | None  # None when config.json is missing or invalid
+    state: str  # effective_state of status.json: created/running/paused/stopped/done/failed/interrupted
+    step: int  # the last step in metrics.jsonl (0 if none)
+    steps: int | None  # the planned number of steps
+    loss: float | None  # the last train loss (nats)
+    test_bits_per_dim: float | None  # the last evaluation's test bits/dim
+    updated: float  # modification time of the folder's newest file (seconds since the epoch)
+    checkpoints: list[str] = field(default_factory=list)  # which of "last", "best" exist
+    error: str | None = None  # why config.json could not be read
+
+
+def run_info(run_path: str | Path) -> RunInfo:
+    """Summarises one run folder; never raises for damaged files (see RunInfo.error)."""
+    path = Path(run_path)
+    config, error = None, None
+    try:
+        config = read_config(path)
+    except (OSError, ValueError) as problem:
+        error = str(problem)
+    status = read_status(path)
+    records = read_metrics(path)
+    steps_done = [r for r in records if r.get("kind") == "step"]
+    evals = [r for r in records if r.get("test_bits_per_dim") is not None or r.get("kind") == "eval"]
+    files = [p for p in path.rglob("*") if p.is_file()]
+    return RunInfo(
+        run_id=path.name,
+        path=path,
+        config=config,
+        state=effective_state(status),
+        step=int(steps_done[-1]["step"]) if steps_done else int((status or {}).get("step") or 0),
+        steps=config.steps if config else None,
+        loss=steps_done[-1].get("loss") if steps_done else None,
+        test_bits_per_dim=evals[-1].get("test_bits_per_dim") if evals else None,
+        updated=max((p.stat().st_mtime for p in files), default=path.stat().st_mtime),
+        checkpoints=[which for which in CHECKPOINTS if checkpoint_path(path, which).is_file()],
+        error=error,
+    )
+
+
+def list_runs(root: str | Path) -> list[RunInfo]:
+    """Every run folder (a folder with config.json) in ``root``, most recently updated first."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    infos = [run_info(p) for p in root.iterdir() if p.is_dir() and (p / CONFIG_FILE).is_file()]
+    return sorted(infos, key=lambda info: info.updated, reverse=True)
+
+
+# --- images -----------------------------------------------------------------------------------------
+
+
+def png_bytes(image: Tensor) -> bytes:
+    """Encodes a uint8 image ``[H, W]`` (grey) or ``[H, W, 3]`` (RGB) as PNG, with zlib only."""
+    if image.dtype != torch.uint8 or image.dim() not in (2, 3) or (image.dim() == 3 and image.shape[2] != 3):
+        raise ValueError(f"expected a uint8 image [H, W] or [H, W, 3], got {image.dtype} {list(image.shape)}")
+    height, width = image.shape[:2]
+    colour_type = 0 if image.dim() == 2 else 2
+    rows = image.reshape(height, -1).contiguous().cpu()
+    # Each scanline starts with filter byte 0 (none).
+    raw = torch.cat([torch.zeros(height, 1, dtype=torch.uint8), rows], dim=1).numpy().tobytes()
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, colour_type, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(raw, 6))
+        + chunk(b"IEND", b"")
+    )
+
+
+def write_png(path: str | Path, image: Tensor) -> None:
+    """Atomically writes a uint8 image as a PNG file."""
+    atomic_write_bytes(path, png_bytes(image))
+
+
+def image_grid(images: Tensor, columns: int = 8, padding: int = 2) -> Tensor:
+    """Tiles ``[N, H, W]`` values in [0, 1] into one uint8 image with ``padding`` pixels between tiles."""
+    count, height, width = images.shape
+    rows = math.ceil(count / columns)
+    grid = torch.zeros(rows * (height + padding) + padding, columns * (width + padding) + padding)
+    pixels = images.detach().float().clamp(0, 1).cpu()
+    for index in range(count):
+        top = padding + (index // columns) * (height + padding)
+        left = padding + (index % columns) * (width + padding)
+        grid[top : top + height, left : left + width] = pixels[index]
+    return (grid * 255).round().to(torch.uint8)
+
+
+def density_image(points: Tensor, size: int = 256, extent: float = 4.0) -> Tensor:
+    """A 2D histogram of ``[N, 2]`` points over [-extent, extent]^2 as a uint8 image, y pointing up."""
+    xy = points.detach().float().cpu()
+    xy = xy[torch.isfinite(xy).all(1)]
+    cells = ((xy + extent) / (2 * extent) * size).floor().long()
+    inside = ((cells >= 0) & (cells < size)).all(1)
+    cells = cells[inside]
+    counts = torch.zeros(size * size)
+    counts.index_add_(0, (size - 1 - cells[:, 1]) * size + cells[:, 0], torch.ones(len(cells)))
+    counts = counts.reshape(size, size)
+    scaled = counts / counts.max().clamp_min(1)
+    return (scaled.sqrt() * 255).round().to(torch.uint8)

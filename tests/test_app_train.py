@@ -1,0 +1,191 @@
+"""The Train page in streamlit.testing.v1.AppTest: widgets, validation next to the widget, Start/Pause/
+Resume/Stop changing the run's state, reattaching by the run id in the URL, checkpoint upload."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+from streamlit.testing.v1 import AppTest
+
+from flows.training import TrainConfig, Trainer, runs
+
+from .browser import REPO, make_data_dir
+
+APP = str(REPO / "streamlit_app.py")
+TRAIN_PAGE = "pages/train.py"
+TIMEOUT_S = 60
+SETTINGS_KEYS = (
+    "train_dataset",
+    "train_model",
+    "train_blocks",
+    "train_hidden",
+    "train_activation",
+    "train_prior",
+    "train_lr",
+    "train_batch_size",
+    "train_steps",
+)
+
+
+@pytest.fixture
+def folders(mnist_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
+    """A data folder with MNIST's test digits only and an empty runs folder, named in the environment."""
+    data_dir = make_data_dir(mnist_dir, tmp_path / "data" / "mnist")
+    runs_dir = tmp_path / "runs"
+    monkeypatch.setenv("FLOWLAB_DATA_DIR", str(data_dir))
+    monkeypatch.setenv("FLOWLAB_RUNS_DIR", str(runs_dir))
+    return data_dir, runs_dir
+
+
+def train_page(run_id: str | None = None) -> AppTest:
+    app = AppTest.from_file(APP, default_timeout=TIMEOUT_S)
+    if run_id:
+        app.query_params["run"] = run_id
+    app.switch_page(TRAIN_PAGE)
+    return app.run()
+
+
+def widget(app: AppTest, key: str):
+    return next(element for element in app.main if getattr(element, "key", None) == key)
+
+
+def button(app: AppTest, key: str):
+    return next(b for b in app.button if b.key == key)
+
+
+def run_header(app: AppTest, run_id: str) -> str:
+    return next(m.value for m in app.markdown if m.value.startswith(f"#### {run_id}"))
+
+
+def refresh_until(
+    app: AppTest, condition: Callable[[AppTest], bool], what: str, timeout_s: float = 60
+) -> None:
+    """Reruns the page (as the live fragment does every second) until ``condition`` holds."""
+    deadline = time.monotonic() + timeout_s
+    while not condition(app.run()):
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+def step_tile(app: AppTest) -> int:
+    return int(next(m.value for m in app.metric if m.label == "Step").replace(",", ""))
+
+
+def test_renders_without_a_run_and_says_what_to_do(folders) -> None:
+    app = train_page()
+    assert not app.exception
+    keys = {getattr(element, "key", None) for element in app.main}
+    assert set(SETTINGS_KEYS) <= keys
+    assert not button(app, "train_start").disabled
+    texts = " ".join(info.value for info in app.info)
+    assert "No run is training" in texts and "Start training" in texts
+    assert "Only MNIST's 10,000 test images" in texts and "9,000" in texts
+
+
+def test_invalid_settings_are_explained_and_nothing_starts(folders) -> None:
+    _, runs_dir = folders
+    app = train_page()
+    widget(app, "train_hidden").set_value("256, lots").run()
+    assert any("separated by commas, e.g. 256, 256" in error.value for error in app.error)
+    assert button(app, "train_start").disabled  # nothing can start
+    assert not runs_dir.exists() or not any(runs_dir.iterdir())
+
+
+def test_missing_mnist_is_explained_and_a_toy_dataset_still_trains(folders) -> None:
+    data_dir, _ = folders
+    for file in data_dir.iterdir():
+        file.unlink()
+    app = train_page()
+    assert any("not in" in error.value and "Home page" in error.value for error in app.error)
+    assert button(app, "train_start").disabled
+    widget(app, "train_dataset").set_value("moons").run()
+    assert not app.error
+    assert not button(app, "train_start").disabled
+
+
+def test_start_pause_resume_stop_change_the_run_state(folders) -> None:
+    _, runs_dir = folders
+    app = train_page()
+    widget(app, "train_hidden").set_value("8")
+    widget(app, "train_blocks").set_value(2)
+    widget(app, "train_batch_size").set_value(16)
+    widget(app, "train_steps").set_value(100_000)
+    app.run()
+    button(app, "train_start").click().run()
+    assert not app.exception
+    run_id = app.query_params["run"]
+    run_id = run_id[0] if isinstance(run_id, list) else run_id
+    assert (runs_dir / run_id / runs.CONFIG_FILE).is_file()
+    config = runs.read_config(runs_dir / run_id)
+    assert (config.hidden, config.holdout, config.num_threads >= 1) == ([8], 1000, True)
+    refresh_until(app, lambda a: "running" in run_header(a, run_id) and step_tile(a) > 3, "steps")
+
+    button(app, f"pause-{run_id}").click().run()
+    refresh_until(app, lambda a: "paused" in run_header(a, run_id), "the pause")
+    status = json.loads((runs_dir / run_id / runs.STATUS_FILE).read_text())
+    assert status["state"] == "paused" and step_tile(app) == status["step"]
+
+    # A reload (a new session with the run id in the URL) finds the same paused run.
+    other = train_page(run_id)
+    assert "paused" in run_header(other, run_id)
+    assert step_tile(other) == status["step"]
+
+    button(other, f"resume-{run_id}").click().run()
+    refresh_until(
+        app, lambda a: "running" in run_header(a, run_id) and step_tile(a) > status["step"], "resume"
+    )
+
+    button(app, f"stop-{run_id}").click().run()
+    refresh_until(app, lambda a: "stopped" in run_header(a, run_id), "the stop")
+    assert runs.checkpoint_path(runs_dir / run_id, "last").is_file()
+    assert runs.read_status(runs_dir / run_id)["state"] == "stopped"
+    assert any(d.label == "last.pt" for d in app.get("download_button"))
+
+
+def test_uploaded_checkpoints_are_imported_or_explained(folders, tmp_path: Path) -> None:
+    _, runs_dir = folders
+    config = TrainConfig(dataset="moons", hidden=[8], blocks=2, batch_size=16, steps=3, toy_points=64)
+    source = runs.create_run(tmp_path / "elsewhere", config, name="source")
+    Trainer(config, source).run()
+    checkpoint = runs.checkpoint_path(source, "last").read_bytes()
+
+    app = train_page()
+    app.get("file_uploader")[0].set_value(
+        ("notes.pt", b"not a checkpoint at all", "application/octet-stream")
+    ).run()
+    assert any(
+        "notes.pt" in error.value and "not a readable PyTorch checkpoint" in error.value
+        for error in app.error
+    )
+    assert not list(runs_dir.glob("upload-*"))
+
+    app.get("file_uploader")[0].set_value(("moons.pt", checkpoint, "application/octet-stream")).run()
+    assert any("Imported as run upload-moons-" in success.value for success in app.success)
+    (imported,) = runs_dir.glob("upload-moons-*")
+    state = runs.load_checkpoint(runs.checkpoint_path(imported, "last"))
+    torch.testing.assert_close(state["model"], torch.load(source / "checkpoints" / "last.pt")["model"])
+
+
+def test_a_run_training_in_a_terminal_is_shown_live_and_left_to_its_process(folders) -> None:
+    """A run folder whose status.json names a live process (as main.py writes) shows as running, read-only."""
+    _, runs_dir = folders
+    config = TrainConfig(dataset="moons", hidden=[8], blocks=2, batch_size=16, steps=1000, toy_points=64)
+    path = runs.create_run(runs_dir, config, name="terminal-run")
+    writer = runs.MetricsWriter(path / runs.METRICS_FILE)
+    for step in (10, 20, 30):
+        writer.write({"kind": "step", "step": step, "loss": 3.0 - step / 100, "images_per_sec": 500.0})
+    writer.close()
+    runs.write_status(path, "running", step=30, steps=1000)  # this test's own pid: a live process
+
+    app = train_page("terminal-run")
+    assert not app.exception
+    assert "running" in run_header(app, "terminal-run")
+    assert step_tile(app) == 30
+    assert any("another process" in warning.value for warning in app.warning)
+    assert button(app, "pause-terminal-run").disabled and button(app, "stop-terminal-run").disabled
