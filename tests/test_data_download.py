@@ -361,6 +361,9 @@ def start_paused_download(server: MirrorServer, data_dir: Path) -> subprocess.Po
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # A job started in the background by a shell inherits SIGINT ignored, and Python then keeps it
+        # ignored; restore the default so the child turns Ctrl-C into KeyboardInterrupt as in a terminal.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     wait_for(server.paused, process)
     deadline = time.monotonic() + 30

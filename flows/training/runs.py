@@ -24,9 +24,10 @@ import struct
 import tempfile
 import time
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import torch
 from torch import Tensor
@@ -67,14 +68,17 @@ def _fsync_folder(folder: Path) -> None:
             os.close(descriptor)
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Writes ``data`` to a temp file beside ``path``, fsyncs it and renames it over ``path``."""
-    path = Path(path)
+@contextlib.contextmanager
+def _atomic_file(path: Path) -> Iterator[BinaryIO]:
+    """A binary handle on a temp file beside ``path``; on success it is fsynced and renamed over ``path``.
+
+    A failure or a kill at any moment leaves the old file (or none) under the final name, never a part.
+    """
     descriptor, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         os.chmod(temp_name, FILE_MODE)
         with os.fdopen(descriptor, "wb") as handle:
-            handle.write(data)
+            yield handle
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temp_name, path)
@@ -83,6 +87,12 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
             os.unlink(temp_name)
         raise
     _fsync_folder(path.parent)
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Writes ``data`` to a temp file beside ``path``, fsyncs it and renames it over ``path``."""
+    with _atomic_file(Path(path)) as handle:
+        handle.write(data)
 
 
 def _json_safe(value: Any) -> Any:
@@ -274,19 +284,8 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
     """Atomically writes ``state`` with torch.save: a kill at any moment leaves the old or the new file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.chmod(temp_name, FILE_MODE)
-        with os.fdopen(descriptor, "wb") as handle:
-            torch.save(state, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp_name, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temp_name)
-        raise
-    _fsync_folder(path.parent)
+    with _atomic_file(path) as handle:
+        torch.save(state, handle)
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
