@@ -87,11 +87,11 @@ class FlowSettings:
     """The model and optimiser a playground run trains; the data are passed separately."""
 
     model: str = "realnvp"  # "realnvp" (affine couplings) or "nice" (additive couplings + scaling)
-    blocks: int = 4  # blocks K of F = f0 o f1, so 2K couplings
+    blocks: int = 6  # blocks K of F = f0 o f1, so 2K couplings
     hidden: tuple[int, ...] = (64, 64)  # hidden widths of each conditioner MLP
-    activation: str = "relu"  # a name from flows.nn.ACTIVATIONS
+    activation: str = "tanh"  # a name from flows.nn.ACTIVATIONS
     prior: str = "gaussian"  # "gaussian" or "logistic"
-    lr: float = 3e-3  # AdamW's learning rate (constant; halved by the trainer after a non-finite loss)
+    lr: float = 1e-3  # AdamW's learning rate (constant; halved by the trainer after a non-finite loss)
     batch_size: int = 256  # points per optimizer step
     seed: int = 0  # initial weights and batch order
 

@@ -11,7 +11,7 @@ import torch
 from streamlit.testing.v1 import AppTest
 
 from dashboard import playground_data as data
-from dashboard.playground import LIVE_TABS
+from dashboard.playground import DEFAULTS, LIVE_TABS
 
 PAGE = Path(__file__).resolve().parents[1] / "pages" / "playground.py"
 
@@ -153,7 +153,8 @@ def test_layer_view_shows_each_coupling_and_nice_keeps_areas() -> None:
     at.session_state["pg_tab"] = LIVE_TABS[1]
     _run_after(at)
     layer = at.select_slider(key="pg_layer")
-    assert len(layer.options) == 9  # the prior and 8 couplings of 4 RealNVP blocks
+    couplings = 2 * DEFAULTS.blocks
+    assert len(layer.options) == 1 + couplings  # the prior and 2K couplings of K RealNVP blocks
     assert any("RealNVP scales" in info.value for info in at.info)
     layer.set_value(3)
     _run_after(at)
@@ -162,7 +163,7 @@ def test_layer_view_shows_each_coupling_and_nice_keeps_areas() -> None:
 
     at.radio(key="pg_model").set_value("nice")
     _run_after(at)
-    assert len(at.select_slider(key="pg_layer").options) == 10  # 8 couplings and the final scaling
+    assert len(at.select_slider(key="pg_layer").options) == 2 + couplings  # and NICE's final scaling
     notes = " ".join(info.value for info in at.info)
     assert "NICE keeps areas" in notes and "0.0e+00" in notes
 

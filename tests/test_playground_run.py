@@ -35,7 +35,7 @@ def _gaussian_fit_nll(train: torch.Tensor, test: torch.Tensor) -> float:
 
 def test_the_pages_default_model_beats_a_gaussian_fit_on_two_moons() -> None:
     train, test = _moons(2000, 0), _moons(1000, 1)
-    run = PlaygroundRun(FlowSettings(), train, test)  # the page's defaults: RealNVP, 4 blocks, [64, 64]
+    run = PlaygroundRun(FlowSettings(), train, test)  # the page's defaults: RealNVP, 6 tanh blocks, [64, 64]
     gaussian = _gaussian_fit_nll(train, test)
     start = run.evaluate()
     run.train_for(math.inf, max_steps=150)
