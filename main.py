@@ -22,6 +22,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, NoReturn
 
+from flows.speed import bf16_status, tune_malloc
 from flows.training import NonFiniteLossError, TrainConfig, Trainer, check_datasets, load_datasets, runs
 from flows.training.config import DATASETS, MODELS, SCHEDULES, SPLIT_CHOICES
 from flows.training.distributed import (
@@ -107,7 +108,15 @@ CONFIG_FLAGS: list[tuple[str, str, dict[str, Any]]] = [
     ("--grad-clip", "grad_clip", {"type": float, "help": "max global gradient norm (0: no clipping)"}),
     ("--seed", "seed", {"type": int, "help": "seed of weights, batch order and dequantization noise"}),
     ("--device", "device", {"help": "auto, cpu, cuda or cuda:N"}),
-    ("--amp", "amp", {"action": "store_true", "help": "bfloat16 autocast for training (CUDA and CPU)"}),
+    (
+        "--amp",
+        "amp",
+        {
+            "action": "store_true",
+            "help": "bfloat16 autocast for training, CUDA and CPU (log-dets and loss stay float32); "
+            f"{bf16_status('cpu')[1]}",
+        },
+    ),
     (
         "--threads",
         "num_threads",
@@ -286,6 +295,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as error:
         return _fail(str(error), EXIT_USAGE, show)
     init_distributed(device)
+    tune_malloc()  # a training process: keep freed buffers for the next step (bench/NOTES.md)
     try:
         return _train(config, args, train_data, test_data, show)
     finally:

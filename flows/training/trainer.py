@@ -18,6 +18,7 @@ import copy
 import math
 import random
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -31,6 +32,7 @@ from ..bijection import Logit
 from ..data import bits_per_dim, dequantize, load_mnist, make_toy, random_batch
 from ..models import NICE, Flow, RealNVP
 from ..priors import PRIORS
+from ..speed import bf16_status
 from . import runs
 from .config import IMAGE_DIMS, TOY_DIMS, TOY_TEST_POINTS, TrainConfig
 from .distributed import all_reduce_mean, all_reduce_sum, any_process, current_context, resolve_device
@@ -171,7 +173,14 @@ class Trainer:
             points for the 2D toys.
 
     Attributes: ``model`` (the Flow), ``optimizer``, ``step`` (optimizer steps done), ``batch_hook``
-    (None, or ``hook(step, batch) -> batch`` applied to each training batch, e.g. to inject a fault).
+    (None, or ``hook(step, batch) -> batch`` applied to each training batch, e.g. to inject a fault),
+    ``amp_status`` (None without ``config.amp``, else a sentence saying whether the device runs bfloat16
+    natively; a :class:`UserWarning` says so too where it does not).
+
+    Speed settings that leave the maths unchanged (measured in bench/NOTES.md): AdamW with
+    ``fused=True`` and gradient clipping without a pass when the norm is under the limit. The
+    process-wide malloc setting (:func:`flows.speed.tune_malloc`) is left to the process: ``main.py``
+    applies it; the dashboard, a long-lived server, does not.
     """
 
     #: Successful steps between two in-memory copies of the last good state (restored after a NaN).
@@ -189,6 +198,11 @@ class Trainer:
         self.device = resolve_device(config.device, self.context.local_rank)
         if config.num_threads:
             torch.set_num_threads(config.num_threads)
+        self.amp_status: str | None = None
+        if config.amp:
+            native, self.amp_status = bf16_status(self.device)
+            if not native:
+                warnings.warn(f"amp (bfloat16 autocast): {self.amp_status}", UserWarning, stacklevel=2)
         if train_data is None or test_data is None:
             loaded_train, loaded_test = load_datasets(config)
             train_data = loaded_train if train_data is None else train_data
@@ -365,8 +379,7 @@ class Trainer:
             negative_log_prob = self._loss_module(batch)  # [batch]
         loss = negative_log_prob.float().mean()
         loss.backward()
-        max_norm = config.grad_clip if config.grad_clip > 0 else math.inf
-        grad_norm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm))
+        grad_norm = self._clip_gradients(config.grad_clip)
         loss_value = float(all_reduce_mean(loss.detach()))
         if not (math.isfinite(loss_value) and math.isfinite(grad_norm)):
             return self._reject_step(loss_value, grad_norm)
@@ -389,6 +402,21 @@ class Trainer:
             "grad_norm": grad_norm,
             "elapsed": self.elapsed,
         }
+
+    def _clip_gradients(self, max_norm: float) -> float:
+        """The global gradient norm; scales the gradients to ``max_norm`` (0: never) when it is exceeded.
+
+        The same result as ``torch.nn.utils.clip_grad_norm_``, which also multiplies every gradient by
+        1.0 when the norm is under the limit: one more pass over all of them (113 MiB for the reference
+        RealNVP) that this skips. A non-finite norm leaves them as they are: that step is rejected.
+        """
+        gradients = [p.grad for p in self.model.parameters() if p.grad is not None]
+        total_norm = torch.nn.utils.get_total_norm(gradients)
+        norm = float(total_norm)
+        # clip_grad_norm_ scales by max_norm / (norm + 1e-6) whenever that is below 1
+        if max_norm > 0 and math.isfinite(norm) and norm + 1e-6 > max_norm:
+            torch.nn.utils.clip_grads_with_norm_(self.model.parameters(), max_norm, total_norm)
+        return norm
 
     def _reject_step(self, loss_value: float, grad_norm: float) -> Event:
         """Discards the gradients, restores the last good state and lowers the learning rate."""
