@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import statistics
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from flows.training.runs import atomic_write_bytes
 
 from .workloads import IMPLEMENTATIONS, LOG_SCALE_OF
 
@@ -305,22 +305,6 @@ def markdown(data: Measurements, context: dict[str, Any], summary: dict[str, Any
     return "\n".join(lines)
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Writes ``text`` to ``path`` via a temporary file in the same folder, fsync and os.replace."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w") as file:
-            file.write(text)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
 RESULTS_HEADER = """# Benchmark results
 
 Appended by `python -m bench` (see bench/NOTES.md for what each number means and how the speed was
@@ -333,4 +317,6 @@ def append_results(path: Path, section: str) -> None:
     """Appends one run's section to the results file, atomically."""
     path = Path(path)
     existing = path.read_text() if path.exists() else RESULTS_HEADER
-    write_atomic(path, existing.rstrip("\n") + "\n\n" + section.rstrip("\n") + "\n")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = existing.rstrip("\n") + "\n\n" + section.rstrip("\n") + "\n"
+    atomic_write_bytes(path, text.encode())

@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from flows.training.runs import atomic_write_bytes
+
 from . import report
 from .workloads import BATCH_SIZE, HIDDEN, IMPLEMENTATIONS, matmul_flops_per_image, training_flops_per_image
 
@@ -452,9 +454,9 @@ def main(argv: list[str] | None = None) -> int:
     text = report.markdown(data, context, summary)
     print(text)
     if args.json:
-        report.write_atomic(
-            args.json, json.dumps({"context": context, "data": data.__dict__, "summary": summary}, indent=1)
-        )
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        raw = {"context": context, "data": data.__dict__, "summary": summary}
+        atomic_write_bytes(args.json, json.dumps(raw, indent=1).encode())
     if not args.no_results:
         report.append_results(args.results, text)
         log(f"appended to {args.results}")
