@@ -194,30 +194,26 @@ class Worker:
             out["cuda_peak_mib"] = torch.cuda.max_memory_allocated(self.device) / 2**20
         return out
 
+    def _timed_step(self) -> float:
+        """One training step on a fresh batch; returns its time in seconds (batch drawing excluded)."""
+        x = self.batch()
+        self.sync()
+        start = time.perf_counter()
+        self.workload.train_step(x)
+        self.sync()
+        self.steps += 1
+        return time.perf_counter() - start
+
     def train_for(self, seconds: float) -> dict[str, Any]:
         """Trains on MNIST until ``seconds`` of training time have passed (at least one step)."""
         spent, steps = 0.0, 0
         while steps == 0 or spent < seconds:
-            x = self.batch()
-            self.sync()
-            start = time.perf_counter()
-            self.workload.train_step(x)
-            self.sync()
-            spent += time.perf_counter() - start
+            spent += self._timed_step()
             steps += 1
-            self.steps += 1
         return {"steps": steps, "seconds": spent, "total_steps": self.steps}
 
     def train_steps(self, steps: int) -> dict[str, Any]:
-        spent = 0.0
-        for _ in range(steps):
-            x = self.batch()
-            self.sync()
-            start = time.perf_counter()
-            self.workload.train_step(x)
-            self.sync()
-            spent += time.perf_counter() - start
-            self.steps += 1
+        spent = sum(self._timed_step() for _ in range(steps))
         return {"steps": steps, "seconds": spent, "total_steps": self.steps}
 
     def evaluate(self) -> dict[str, Any]:
