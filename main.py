@@ -105,6 +105,7 @@ CONFIG_FLAGS: list[tuple[str, str, dict[str, Any]]] = [
     ("--schedule", "schedule", {"help": f"learning rate after warmup: {', '.join(SCHEDULES)}"}),
     ("--min-lr-fraction", "min_lr_fraction", {"type": float, "help": "final lr as a fraction of --lr"}),
     ("--weight-decay", "weight_decay", {"type": float, "help": "AdamW decoupled weight decay"}),
+    ("--adam-beta2", "adam_beta2", {"type": float, "help": "AdamW's second-moment decay (default 0.999)"}),
     ("--grad-clip", "grad_clip", {"type": float, "help": "max global gradient norm (0: no clipping)"}),
     ("--seed", "seed", {"type": int, "help": "seed of weights, batch order and dequantization noise"}),
     ("--device", "device", {"help": "auto, cpu, cuda or cuda:N"}),

@@ -87,13 +87,15 @@ class FlowSettings:
     """The model and optimiser a playground run trains; the data are passed separately."""
 
     model: str = "realnvp"  # "realnvp" (affine couplings) or "nice" (additive couplings + scaling)
-    blocks: int = 6  # blocks K of F = f0 o f1, so 2K couplings
-    hidden: tuple[int, ...] = (64, 64)  # hidden widths of each conditioner MLP
-    activation: str = "tanh"  # a name from flows.nn.ACTIVATIONS
+    blocks: int = 8  # blocks K of F = f0 o f1, so 2K couplings
+    hidden: tuple[int, ...] = (64,)  # hidden widths of each conditioner MLP
+    activation: str = "sin"  # a name from flows.nn.ACTIVATIONS
     prior: str = "gaussian"  # "gaussian" or "logistic"
     lr: float = 1e-3  # AdamW's learning rate (constant; halved by the trainer after a non-finite loss)
     batch_size: int = 256  # points per optimizer step
     seed: int = 0  # initial weights and batch order
+    grad_clip: float = 5.0  # global gradient-norm limit
+    adam_beta2: float = 0.99  # AdamW's second-moment decay: fewer loss spikes than 0.999 with sin nets
 
     def train_config(self, points: int) -> TrainConfig:
         """The trainer's config for ``points`` training points: constant lr, no files, no warmup."""
@@ -108,6 +110,8 @@ class FlowSettings:
             batch_size=min(self.batch_size, points),
             steps=ENDLESS_STEPS,
             lr=self.lr,
+            grad_clip=self.grad_clip,
+            adam_beta2=self.adam_beta2,
             warmup_steps=0,
             schedule="constant",
             seed=self.seed,

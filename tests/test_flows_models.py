@@ -177,6 +177,15 @@ def test_mlp_accepts_modules_and_callables() -> None:
     assert torch.allclose(net(x), expected)
 
 
+def test_sin_activation_by_name() -> None:
+    net = MLP([1, 8, 2], ["sin", None]).double()
+    x = torch.linspace(-3, 3, 7, dtype=torch.float64)[:, None]
+    first, second = net.net[0], net.net[2]
+    assert torch.allclose(net(x), torch.sin(x @ first.weight + first.bias) @ second.weight + second.bias)
+    model = _randomised(RealNVP(Gaussian([2]), hidden=[8], blocks=2, activation="sin")).double()
+    assert check_log_dets(model, torch.randn(16, 2, dtype=torch.float64)).max_abs_error < 1e-9
+
+
 def test_maximum_likelihood_on_two_moons_beats_a_gaussian_fit() -> None:
     from flows.data.toy import make_toy
 

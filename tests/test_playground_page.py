@@ -177,7 +177,7 @@ def test_race_starts_and_export_offers_png_and_csv() -> None:
     race = at.session_state.pg_race
     assert at.session_state.pg_racing and race is not None and race.running
     assert set(race.runs) == {"nice", "realnvp"}
-    assert race.runs["nice"].settings.hidden == race.runs["realnvp"].settings.hidden == (64, 64)
+    assert race.runs["nice"].settings.hidden == race.runs["realnvp"].settings.hidden == DEFAULTS.hidden
     _wait_for(lambda: race.steps_done >= 5)
     at.button(key="pg_pause").click()  # Pause stops the race too
     _run_after(at)

@@ -47,6 +47,7 @@ INVALID = [
     ({"lr": math.nan}, "lr .* must be a positive number"),
     ({"weight_decay": -0.1}, "weight_decay must be a non-negative number"),
     ({"grad_clip": -1.0}, "grad_clip must be a non-negative number"),
+    ({"adam_beta2": 1.0}, r"adam_beta2 must lie in \(0, 1\)"),
     ({"min_lr_fraction": 1.5}, "min_lr_fraction must lie in"),
     ({"nan_lr_factor": 0.0}, "nan_lr_factor must lie in"),
     ({"nan_retries": -1}, "nan_retries must be a non-negative integer"),

@@ -138,6 +138,7 @@ INVALID_FLAGS = [
     (["--lr", "-0.1"], "lr (learning rate) must be a positive number"),
     (["--weight-decay", "-1"], "weight_decay must be a non-negative number"),
     (["--grad-clip", "-5"], "grad_clip must be a non-negative number"),
+    (["--adam-beta2", "0"], "adam_beta2 must lie in (0, 1)"),
     (["--nan-lr-factor", "1.5"], "nan_lr_factor must lie in (0, 1]"),
     (["--steps", "0"], "steps must be a positive integer"),
     (["--steps", "ten"], "argument --steps: invalid int value"),

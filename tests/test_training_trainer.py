@@ -168,6 +168,17 @@ def test_toy_data_is_reproducible_from_the_seed() -> None:
     assert not torch.equal(trainer.train_data[:100], trainer.test_data[:100])
 
 
+def test_adam_beta2_reaches_the_optimizer_and_changes_the_step() -> None:
+    default, faster = Trainer(_toy_config()), Trainer(_toy_config(adam_beta2=0.9))
+    assert default.optimizer.param_groups[0]["betas"] == (0.9, 0.999)
+    assert faster.optimizer.param_groups[0]["betas"] == (0.9, 0.9)
+    for trainer in (default, faster):
+        for _ in range(3):
+            trainer.train_step()
+    pairs = zip(default.model.parameters(), faster.model.parameters(), strict=True)
+    assert not all(torch.equal(a, b) for a, b in pairs)  # same seed and batches: only beta2 differs
+
+
 def test_data_with_an_odd_number_of_coordinates_is_rejected() -> None:
     with pytest.raises(ValueError, match=r"has 3 coordinates per sample.*must be even"):
         Trainer(_toy_config(), train_data=torch.randn(100, 3), test_data=torch.randn(10, 2))

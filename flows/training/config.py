@@ -65,6 +65,7 @@ class TrainConfig:
     )
     min_lr_fraction: float = 0.05  # the decayed learning rate at the last step, as a fraction of lr
     weight_decay: float = 0.0  # AdamW's decoupled weight decay (0: plain Adam)
+    adam_beta2: float = 0.999  # AdamW's second-moment decay; 0.99 adapts faster to a sudden large gradient
     grad_clip: float = 1000.0  # clip the global gradient norm to this value (0: no clipping)
     seed: int = 0  # seeds the initial weights, the batch order and the dequantization noise
     # --- hardware ---
@@ -149,6 +150,8 @@ class TrainConfig:
             value = getattr(self, name)
             if not _is_number(value) or value < 0:
                 return f"{name} must be a non-negative number, got {value!r}"
+        if not _is_number(self.adam_beta2) or not 0 < self.adam_beta2 < 1:
+            return f"adam_beta2 must lie in (0, 1), got {self.adam_beta2!r}"
         if not _is_number(self.min_lr_fraction) or not 0 <= self.min_lr_fraction <= 1:
             return f"min_lr_fraction must lie in [0, 1], got {self.min_lr_fraction!r}"
         if not _is_number(self.nan_lr_factor) or not 0 < self.nan_lr_factor <= 1:

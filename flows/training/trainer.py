@@ -156,10 +156,11 @@ class _NegativeLogLikelihood(nn.Module):
 def _make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
     """AdamW, fused where torch supports it for these parameters (several times faster on CPU)."""
     parameters = list(model.parameters())
+    settings = {"lr": config.lr, "betas": (0.9, config.adam_beta2), "weight_decay": config.weight_decay}
     try:
-        return torch.optim.AdamW(parameters, lr=config.lr, weight_decay=config.weight_decay, fused=True)
+        return torch.optim.AdamW(parameters, fused=True, **settings)
     except (RuntimeError, ValueError):
-        return torch.optim.AdamW(parameters, lr=config.lr, weight_decay=config.weight_decay)
+        return torch.optim.AdamW(parameters, **settings)
 
 
 class Trainer:
