@@ -11,6 +11,7 @@ from torch import Tensor, nn
 
 ActivationSpec = Union[str, None, nn.Module, Callable[[Tensor], Tensor]]
 
+
 class Sine(nn.Module):
     """sin(x), the periodic activation of SIREN (Sitzmann et al. 2020, https://arxiv.org/abs/2006.09661).
 
