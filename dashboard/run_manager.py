@@ -457,15 +457,19 @@ class RunManager:
         """Waits in the training thread while the run is paused, with status.json saying so."""
         if managed.resume_event.is_set():
             return
+        # status.json first: once the page shows "paused", the file on disk says so too
+        trainer.set_status("paused")
         with managed.lock:
             managed.state = "paused"
             managed.images_per_sec = None
-        trainer.set_status("paused")
         managed.resume_event.wait()
         with managed.lock:
-            if managed.state == "paused":
-                managed.state = "running"
-        trainer.set_status("running")
+            resuming = managed.state == "paused"  # not when a stop woke the thread
+        if resuming:
+            trainer.set_status("running")
+            with managed.lock:
+                if managed.state == "paused":
+                    managed.state = "running"
 
 
 class _LiveSampler:
