@@ -4,7 +4,8 @@
 
 Trains a RealNVP and a NICE on MNIST digits in a temporary runs folder first (a few minutes on a CPU,
 so the Samples page shows digits), then starts the dashboard on a free port of 127.0.0.1, starts a live
-run from the Train page in a real Chromium (/usr/bin/chromium), and photographs each page.
+run from the Train page in a real Chromium (/usr/bin/chromium), and photographs each page; the
+Playground is shown after playing the spiral for 45 s.
 Needs the MNIST test files: $FLOWLAB_DATA_DIR, data/mnist, or ../shared/data/mnist.
 """
 
@@ -83,7 +84,7 @@ def open_page(page, title: str) -> None:
     page.locator('[data-testid="stStatusWidget"]').wait_for(state="detached", timeout=WAIT_MS)
 
 
-def photograph(url: str, out: Path, live_seconds: float) -> None:
+def photograph(url: str, out: Path, live_seconds: float, playground_seconds: float) -> None:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
@@ -125,10 +126,23 @@ def photograph(url: str, out: Path, live_seconds: float) -> None:
         page.locator('[data-testid="stStatusWidget"]').wait_for(state="detached", timeout=WAIT_MS)
         shoot(page, out, "samples")
 
-        for title in ("Jacobian", "Model", "Playground"):
+        for title in ("Jacobian", "Model"):
             open_page(page, title)
             page.wait_for_timeout(2000)
             shoot(page, out, title.lower())
+
+        # Playground: a fresh page, the spiral, Play for playground_seconds, then Pause and shoot.
+        open_page(page, "Playground")
+        page.locator(".st-key-pg_panel_density .js-plotly-plot").wait_for(timeout=WAIT_MS)
+        page.get_by_role("combobox", name="Target").click()
+        page.get_by_role("option", name="Spiral").click()
+        page.wait_for_timeout(3000)
+        page.get_by_role("button", name="Play").click()
+        page.wait_for_timeout(playground_seconds * 1000)
+        page.get_by_role("button", name="Pause").click()
+        page.locator(".st-key-pg_status", has_text="paused").wait_for(timeout=WAIT_MS)
+        page.wait_for_timeout(2000)
+        shoot(page, out, "playground")
         browser.close()
 
 
@@ -137,6 +151,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "screenshots", help="folder for the PNGs")
     parser.add_argument("--steps", type=int, default=2000, help="steps of the pretrained RealNVP")
     parser.add_argument("--live-seconds", type=float, default=30.0, help="training shown on the Train page")
+    parser.add_argument(
+        "--playground-seconds", type=float, default=45.0, help="Play on the spiral before the Playground shot"
+    )
     args = parser.parse_args()
     reason = missing_browser()
     if reason:
@@ -147,7 +164,7 @@ def main() -> None:
         runs_dir = temp_dir / "runs"
         pretrain(runs_dir, data_dir, args.steps)
         with streamlit_server(data_dir, runs_dir, temp_dir) as server:
-            photograph(server.url, args.out, args.live_seconds)
+            photograph(server.url, args.out, args.live_seconds, args.playground_seconds)
 
 
 if __name__ == "__main__":
