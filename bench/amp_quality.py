@@ -95,8 +95,11 @@ def markdown(results: list[dict[str, Any]], context: dict[str, Any]) -> str:
         lines.append(
             f"fp32 seed {fp32['seed']} vs seed {results[2]['seed']} (chance alone): {noise:.4f} bits/dim."
         )
-    speedup = (bf16["images_per_sec"] or 0) / (fp32["images_per_sec"] or float("inf"))
-    lines += [f"bf16 / fp32 training speed in the trainer: {speedup:.2f}x.", ""]
+    if bf16["images_per_sec"] and fp32["images_per_sec"]:
+        speedup = f"{bf16['images_per_sec'] / fp32['images_per_sec']:.2f}x"
+    else:
+        speedup = "not measured (the first 10 steps are warm-up; run more steps)"
+    lines += [f"bf16 / fp32 training speed in the trainer: {speedup}.", ""]
     return "\n".join(lines)
 
 
@@ -135,9 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         results.append(train_once(data_dir, args.steps, amp, seed, args.device, args.threads))
         print(f"  held-out bits/dim {results[-1]['bits_per_dim']:.4f}", file=sys.stderr, flush=True)
     text = markdown(results, context)
-    print(text)
-    if not args.no_results:
-        report.append_results(args.results, text)
+    report.publish(text, args.results, append=not args.no_results)
     return 0
 
 

@@ -313,6 +313,13 @@ won). Newest runs at the bottom.
 """
 
 
+def publish(section: str, results: Path, append: bool) -> None:
+    """Prints one run's Markdown section and, when ``append``, adds it to the results file."""
+    print(section)
+    if append:
+        append_results(results, section)
+
+
 def append_results(path: Path, section: str) -> None:
     """Appends one run's section to the results file, atomically."""
     path = Path(path)

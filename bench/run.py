@@ -451,13 +451,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench failed: {error}", file=sys.stderr)
         return 1
     summary = report.summarise(data, context, args.batch)
-    text = report.markdown(data, context, summary)
-    print(text)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         raw = {"context": context, "data": data.__dict__, "summary": summary}
         atomic_write_bytes(args.json, json.dumps(raw, indent=1).encode())
+    report.publish(report.markdown(data, context, summary), args.results, append=not args.no_results)
     if not args.no_results:
-        report.append_results(args.results, text)
         log(f"appended to {args.results}")
     return 0

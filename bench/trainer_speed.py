@@ -112,9 +112,7 @@ def main(argv: list[str] | None = None) -> int:
             f"| {variant} | {median * 1e3:.1f} | {128 / median:.0f} | {median / shipped:.2f}x | {each} |"
         )
     text = "\n".join(lines) + "\n"
-    print(text)
-    if not args.no_results:
-        report.append_results(args.results, text)
+    report.publish(text, args.results, append=not args.no_results)
     return 0
 
 
