@@ -21,6 +21,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, NoReturn
 
+from flows.registry import get_family
 from flows.speed import bf16_status, tune_malloc
 from flows.training import (
     DoneEvent,
@@ -34,7 +35,9 @@ from flows.training import (
     Trainer,
     check_datasets,
     load_datasets,
+    load_labels,
     plan_data,
+    preset_config,
     runs,
 )
 from flows.training.distributed import (
@@ -61,8 +64,9 @@ def build_parser(suppress_defaults: bool = False) -> argparse.ArgumentParser:
     """The command line; with ``suppress_defaults`` only the flags actually given appear in the result."""
     parser = OneLineParser(
         prog="main.py",
-        description="Train NICE or RealNVP on MNIST, Fashion-MNIST or a 2D toy (loss = -mean logProbability "
-        "of a random batch). Writes runs/<run-id>/. Under torchrun, trains with DistributedDataParallel.",
+        description="Train NICE, RealNVP, ConvRealNVP or Glow on MNIST, Fashion-MNIST or a 2D toy "
+        "(loss = -mean logProbability of a random batch). Writes runs/<run-id>/. Under torchrun, "
+        "trains with DistributedDataParallel.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         argument_default=argparse.SUPPRESS if suppress_defaults else None,
         epilog="Exit codes: 0 finished, 130 Ctrl-C / 143 SIGTERM (checkpoint written; --resume continues), "
@@ -104,7 +108,7 @@ def make_config(argv: Sequence[str]) -> tuple[TrainConfig, argparse.Namespace]:
     args = build_parser().parse_args(argv)
     given = config_values(build_parser(suppress_defaults=True).parse_args(argv))
     if args.resume is None:
-        config, _ = plan_data(TrainConfig(**config_values(args)).validate())
+        config, _ = plan_data(preset_config(given).validate())
         return config, args
     if args.run_name is not None:
         raise ValueError("--run-name names a new run; it cannot be combined with --resume")
@@ -193,20 +197,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         config, args = make_config(argv)
         device = resolve_device(config.device, context.local_rank)
         train_data, test_data = check_datasets(config, *load_datasets(config), context.world_size)
+        labels = load_labels(config) if config.conditional else (None, None)
     except (ValueError, FileNotFoundError) as error:
         return _fail(str(error), EXIT_USAGE, show)
     init_distributed(device)
     tune_malloc()  # a training process: keep freed buffers for the next step (bench/NOTES.md)
     try:
-        return _train(config, args, train_data, test_data, show)
+        return _train(config, args, (train_data, test_data, *labels), show)
     finally:
         shutdown_distributed()
 
 
-def _train(config: TrainConfig, args: argparse.Namespace, train_data: Any, test_data: Any, show: bool) -> int:
+def _train(config: TrainConfig, args: argparse.Namespace, data: tuple[Any, ...], show: bool) -> int:
+    """Trains on ``data`` = (train images, test images, train labels, test labels); the exit code."""
     if args.resume is not None:
         run_dir = Path(args.resume)
-        trainer = Trainer.from_run(run_dir, _resume_overrides(config, run_dir), train_data, test_data)
+        trainer = Trainer.from_run(run_dir, _resume_overrides(config, run_dir), *data)
         if trainer.step >= config.steps:
             if show:
                 print(
@@ -215,7 +221,7 @@ def _train(config: TrainConfig, args: argparse.Namespace, train_data: Any, test_
             return EXIT_FINISHED
     else:
         run_dir = runs.create_run(args.runs_dir, config, args.run_name) if show else None
-        trainer = Trainer(config, train_data, test_data)
+        trainer = Trainer(config, *data)
     if show:
         print(f"run folder: {run_dir}\n{_describe_start(trainer)}")
     stop = StopRequest()
@@ -256,7 +262,8 @@ def _describe_start(trainer: Trainer) -> str:
     """One line on what is about to train, where and from which step."""
     config, processes = trainer.config, trainer.context.world_size
     parameters = sum(p.numel() for p in trainer.model.parameters())
-    model = f"{config.model} ({parameters:,} parameters, {config.blocks} blocks, hidden {config.hidden})"
+    options = ", ".join(f"{name} {getattr(config, name)}" for name in get_family(config.model).options)
+    model = f"{config.model} ({parameters:,} parameters; {options})"
     data = f"{len(trainer.train_data):,} training / {len(trainer.test_data):,} test samples"
     where = f"device {trainer.device}, {processes} process{'es' * (processes > 1)}"
     return (

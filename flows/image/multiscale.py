@@ -78,6 +78,21 @@ class Sequential(ImageBijection):
         return x, total
 
 
+def image_shape_problem(shape: Sequence[int], levels: int) -> str | None:
+    """Why ``levels`` scales cannot be built on data of ``shape [C, H, W]`` (None when they can)."""
+    channels, height, width = shape
+    for depth in range(1, levels + 1):
+        if height % 2 == 0 and width % 2 == 0:
+            channels, height, width = 4 * channels, height // 2, width // 2
+        if channels < 2:
+            return (
+                f"levels {levels} is too many for {'x'.join(map(str, shape))} images: level {depth} cannot "
+                "squeeze (odd height or width) and has fewer than 2 channels to split; use fewer levels"
+            )
+        channels = channels // 2 if depth < levels else channels
+    return None
+
+
 def level(
     shape: Sequence[int],
     levels: int,

@@ -15,7 +15,7 @@ from .config import (
     TrainConfig,
 )
 from .events import CheckpointEvent, DoneEvent, EvalEvent, Event, FailEvent, NanEvent, StartEvent, StepEvent
-from .factory import build_model, check_datasets, load_datasets, plan_data
+from .factory import build_model, check_datasets, load_datasets, load_labels, plan_data, preset_config
 from .runs import RunInfo, RunLogger, list_runs, load_run_model
 from .trainer import NonFiniteLossError, Trainer
 
@@ -44,7 +44,9 @@ __all__ = [
     "events",
     "list_runs",
     "load_datasets",
+    "load_labels",
     "load_run_model",
     "plan_data",
+    "preset_config",
     "runs",
 ]
