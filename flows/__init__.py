@@ -1,7 +1,8 @@
-"""Flow Lab's model library: MLPs, priors, NICE and RealNVP with exact log-densities."""
+"""Flow Lab's model library: MLPs, priors, NICE, RealNVP and image flows with exact log-densities."""
 
 from .bijection import Bijection, Logit, Scaling
 from .couplings import AdditiveCoupling, AffineCoupling, Coupling, Split, TanhBound
+from .image import ConvRealNVP, Glow, ImageFlow
 from .models import NICE, Flow, RealNVP
 from .nn import MLP, Dense
 from .priors import Gaussian, Logistic, Prior
@@ -12,10 +13,13 @@ __all__ = [
     "AdditiveCoupling",
     "AffineCoupling",
     "Bijection",
+    "ConvRealNVP",
     "Coupling",
     "Dense",
     "Flow",
     "Gaussian",
+    "Glow",
+    "ImageFlow",
     "Logistic",
     "Logit",
     "Prior",
