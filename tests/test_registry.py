@@ -14,8 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-import main
-from flows import NICE, Flow, Gaussian, Logit, Prior, infra, registry
+from flows import NICE, Flow, Gaussian, Logit, Prior, cli, infra, registry
 from flows.training import ConfigError, TrainConfig, Trainer, build_model, plan_data
 from flows.training.flags import add_config_flags, parse_widths
 
@@ -58,7 +57,7 @@ def test_main_help_lists_a_registered_family(
     toy_family: registry.FlowFamily, capsys: pytest.CaptureFixture[str]
 ) -> None:
     with pytest.raises(SystemExit):
-        main.main(["--help"])
+        cli.main(["--help"])
     assert "toynice" in capsys.readouterr().out
 
 
@@ -113,7 +112,7 @@ def test_the_cli_plans_image_data_as_the_dashboard_does(mnist_dir: Path) -> None
     """Only the t10k files: main.py holds out the last 1,000 test digits by itself."""
     config, plan = plan_data(TrainConfig(data_dir=str(mnist_dir)))
     assert config.holdout == 1000 and plan is not None and "9,000" in plan.note
-    parsed, _ = main.make_config(["--data-dir", str(mnist_dir)])
+    parsed, _ = cli.make_config(["--data-dir", str(mnist_dir)])
     assert parsed.holdout == 1000
     kept, _ = plan_data(TrainConfig(data_dir=str(mnist_dir), holdout=500))
     assert kept.holdout == 500  # an explicit holdout is kept
