@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-import main
+from flows import cli
 from flows.data import load_mnist
 from flows.image import Glow, ImageFlow
 from flows.registry import get_family
@@ -126,15 +126,15 @@ def test_image_settings_are_checked_and_name_their_field() -> None:
 
 def test_the_cli_applies_the_family_preset_under_the_flags_given(tmp_path: Path) -> None:
     preset = get_family("glow").preset("cpu")
-    config, _ = main.make_config(["--model", "glow"])
+    config, _ = cli.make_config(["--model", "glow"])
     assert {name: getattr(config, name) for name in preset} == preset
-    config, _ = main.make_config(["--model", "glow", "--hidden-channels", "24"])
+    config, _ = cli.make_config(["--model", "glow", "--hidden-channels", "24"])
     assert config.hidden_channels == 24 and config.levels == preset["levels"]
     assert preset_config({"model": "realnvp"}) == TrainConfig()  # the MLP flows keep the defaults
 
 
 def test_main_trains_a_glow_and_reports_its_options(mnist_dir: Path, tmp_path: Path, capsys) -> None:
-    code = main.main(
+    code = cli.main(
         [
             "--model", "glow", "--levels", "2", "--steps-per-level", "1", "--hidden-channels", "8",
             "--data-dir", str(mnist_dir), "--holdout", "1000", "--steps", "3", "--batch-size", "16",
