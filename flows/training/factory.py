@@ -1,4 +1,5 @@
-"""From a :class:`TrainConfig` to a model and data: the one place that reads the family registry.
+"""From a :class:`TrainConfig` to a model, its loss, optimizer and data: the one place that reads the
+family registry.
 
 ``main.py``, the dashboard's run manager, the Jacobian page and the playground all build through
 :func:`build_model`; data are located by :func:`plan_data` (see :mod:`flows.data.location`) and read
@@ -12,7 +13,7 @@ from dataclasses import replace
 from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from ..bijection import Logit
 from ..data import load_mnist, make_toy
@@ -155,3 +156,26 @@ def check_datasets(
             f"batch_size {config.batch_size} (the global batch) must split evenly over {world_size} processes"
         )
     return train, test
+
+
+class NegativeLogLikelihood(nn.Module):
+    """-logProbability per sample, as a forward() so DistributedDataParallel can wrap it."""
+
+    def __init__(self, flow: Flow) -> None:
+        super().__init__()
+        self.flow = flow
+
+    def forward(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
+        if labels is None:
+            return -self.flow.logProbability(x)
+        return -self.flow.logProbability(x, labels)  # a conditional flow: -log p(x | its class)
+
+
+def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    """AdamW, fused where torch supports it for these parameters (several times faster on CPU)."""
+    parameters = list(model.parameters())
+    settings = {"lr": config.lr, "betas": (0.9, config.adam_beta2), "weight_decay": config.weight_decay}
+    try:
+        return torch.optim.AdamW(parameters, fused=True, **settings)
+    except (RuntimeError, ValueError):
+        return torch.optim.AdamW(parameters, **settings)

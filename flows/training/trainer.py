@@ -31,7 +31,6 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
 from ..data import bits_per_dim, dequantize, random_batch
-from ..models import Flow
 from ..speed import bf16_status
 from . import runs
 from .config import IMAGE_DIMS, TrainConfig
@@ -47,7 +46,14 @@ from .events import (
     StartEvent,
     StepEvent,
 )
-from .factory import build_model, check_datasets, load_datasets, load_labels
+from .factory import (
+    NegativeLogLikelihood,
+    build_model,
+    check_datasets,
+    load_datasets,
+    load_labels,
+    make_optimizer,
+)
 
 #: Seed of the dequantization noise used by every evaluation, so test numbers compare across evaluations.
 EVAL_NOISE_SEED = 1234
@@ -55,29 +61,6 @@ EVAL_NOISE_SEED = 1234
 
 class NonFiniteLossError(RuntimeError):
     """The loss was NaN or infinite more often than ``config.nan_retries`` allows."""
-
-
-class _NegativeLogLikelihood(nn.Module):
-    """-logProbability per sample, as a forward() so DistributedDataParallel can wrap it."""
-
-    def __init__(self, flow: Flow) -> None:
-        super().__init__()
-        self.flow = flow
-
-    def forward(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
-        if labels is None:
-            return -self.flow.logProbability(x)
-        return -self.flow.logProbability(x, labels)
-
-
-def _make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
-    """AdamW, fused where torch supports it for these parameters (several times faster on CPU)."""
-    parameters = list(model.parameters())
-    settings = {"lr": config.lr, "betas": (0.9, config.adam_beta2), "weight_decay": config.weight_decay}
-    try:
-        return torch.optim.AdamW(parameters, fused=True, **settings)
-    except (RuntimeError, ValueError):
-        return torch.optim.AdamW(parameters, **settings)
 
 
 class Trainer:
@@ -132,11 +115,11 @@ class Trainer:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)
             self.model = build_model(config).to(self.device)
-        self._loss_module: nn.Module = _NegativeLogLikelihood(self.model)
+        self._loss_module: nn.Module = NegativeLogLikelihood(self.model)
         if self.context.enabled:
             device_ids = [self.device.index] if self.device.type == "cuda" else None
             self._loss_module = DistributedDataParallel(self._loss_module, device_ids=device_ids)
-        self.optimizer = _make_optimizer(self.model, config)
+        self.optimizer = make_optimizer(self.model, config)
         self.data_generator = torch.Generator().manual_seed(config.seed)
         self.step = 0
         self.lr_scale = 1.0  # lowered by nan_lr_factor after each non-finite loss
