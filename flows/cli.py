@@ -1,4 +1,4 @@
-"""Train NICE or RealNVP from the terminal, by the seed's recipe (``main.py`` runs :func:`main`).
+"""Train a flow from the terminal, by the seed's recipe: ``main.py`` and ``flowlab-train`` run :func:`main`.
 
     python main.py --model realnvp --dataset mnist --steps 20000
     python main.py --dataset fashion-mnist --data-dir /usr/share/datasets/fashion-mnist --steps 200
@@ -133,10 +133,10 @@ CONFIG_FLAGS: list[tuple[str, str, dict[str, Any]]] = [
 ]
 
 
-def build_parser(suppress_defaults: bool = False) -> argparse.ArgumentParser:
+def build_parser(suppress_defaults: bool = False, prog: str = "main.py") -> argparse.ArgumentParser:
     """The command line; with ``suppress_defaults`` only the flags actually given appear in the result."""
     parser = OneLineParser(
-        prog="main.py",
+        prog=prog,
         description="Train NICE or RealNVP on MNIST, Fashion-MNIST or a 2D toy (loss = -mean logProbability "
         "of a random batch). Writes runs/<run-id>/. Under torchrun, trains with DistributedDataParallel.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
@@ -187,10 +187,10 @@ def _config_values(namespace: argparse.Namespace) -> dict[str, Any]:
     return values
 
 
-def make_config(argv: Sequence[str]) -> tuple[TrainConfig, argparse.Namespace]:
+def make_config(argv: Sequence[str], prog: str = "main.py") -> tuple[TrainConfig, argparse.Namespace]:
     """Parses flags into a validated TrainConfig (the saved one, when resuming); ValueError if invalid."""
-    args = build_parser().parse_args(argv)
-    given = _config_values(build_parser(suppress_defaults=True).parse_args(argv))
+    args = build_parser(prog=prog).parse_args(argv)
+    given = _config_values(build_parser(suppress_defaults=True, prog=prog).parse_args(argv))
     if args.resume is None:
         return TrainConfig(**_config_values(args)).validate(), args
     if args.run_name is not None:
@@ -278,32 +278,42 @@ def _describe_eval(event: dict[str, Any]) -> str:
     return f"step {event['step']}: {text}{' (best)' if event.get('best') else ''}"
 
 
-def _fail(message: str, code: int, show: bool) -> int:
+def _fail(message: str, code: int, show: bool, prog: str) -> int:
     if show:
-        print(f"main.py: error: {message}", file=sys.stderr)
+        print(f"{prog}: error: {message}", file=sys.stderr)
     return code
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Runs the command line; returns the exit code (see the module docstring)."""
+def main(argv: Sequence[str] | None = None, prog: str = "main.py") -> int:
+    """Runs the command line; returns the exit code (see the module docstring).
+
+    ``prog`` names the command in its messages: ``main.py`` in a clone, ``flowlab-train`` once installed.
+    """
     argv = list(sys.argv[1:] if argv is None else argv)
     context = environment_context()
     show = context.is_main
     try:
-        config, args = make_config(argv)
+        config, args = make_config(argv, prog)
         device = resolve_device(config.device, context.local_rank)
         train_data, test_data = check_datasets(config, *load_datasets(config), context.world_size)
     except (ValueError, FileNotFoundError) as error:
-        return _fail(str(error), EXIT_USAGE, show)
+        return _fail(str(error), EXIT_USAGE, show, prog)
     init_distributed(device)
     tune_malloc()  # a training process: keep freed buffers for the next step (bench/NOTES.md)
     try:
-        return _train(config, args, train_data, test_data, show)
+        return _train(config, args, train_data, test_data, show, prog)
     finally:
         shutdown_distributed()
 
 
-def _train(config: TrainConfig, args: argparse.Namespace, train_data: Any, test_data: Any, show: bool) -> int:
+def entry_point() -> int:
+    """The ``flowlab-train`` console command of an installed Flow Lab (the same as ``python main.py``)."""
+    return main(prog="flowlab-train")
+
+
+def _train(
+    config: TrainConfig, args: argparse.Namespace, train_data: Any, test_data: Any, show: bool, prog: str
+) -> int:
     if args.resume is not None:
         run_dir = Path(args.resume)
         trainer = Trainer.from_run(run_dir, _resume_overrides(config, run_dir), train_data, test_data)
@@ -325,7 +335,7 @@ def _train(config: TrainConfig, args: argparse.Namespace, train_data: Any, test_
         history = trainer.run(on_event=progress, should_stop=stop)
     except NonFiniteLossError as error:
         progress.close()
-        return _fail(str(error), EXIT_FAILED, show)
+        return _fail(str(error), EXIT_FAILED, show, prog)
     finally:
         progress.close()
         stop.uninstall()
@@ -337,7 +347,7 @@ def _train(config: TrainConfig, args: argparse.Namespace, train_data: Any, test_
             name = signal.Signals(stop.signal).name if stop.signal else "a stop request"
             print(
                 f"stopped by {name} at step {trainer.step}{best_text}; checkpoint written, "
-                f"continue with: python main.py --resume {run_dir}"
+                f"continue with: {_command(prog)} --resume {run_dir}"
             )
         else:
             print(
@@ -346,6 +356,11 @@ def _train(config: TrainConfig, args: argparse.Namespace, train_data: Any, test_
     if done["reason"] == "stopped":
         return EXIT_SIGNAL.get(stop.signal, EXIT_FINISHED) if stop.signal else EXIT_FINISHED
     return EXIT_FINISHED
+
+
+def _command(prog: str) -> str:
+    """How a user types the command again: ``python main.py`` or ``flowlab-train``."""
+    return f"python {prog}" if prog.endswith(".py") else prog
 
 
 def _describe_start(trainer: Trainer) -> str:

@@ -33,6 +33,7 @@ import torch
 from torch import Tensor
 
 from ..models import Flow
+from ..paths import work_root
 from .config import TrainConfig
 
 CONFIG_FILE = "config.json"
@@ -45,14 +46,14 @@ RUN_STATES = ("created", "running", "paused", "stopped", "done", "failed")
 #: Permissions of the files written (mkstemp alone would make them private to the owner).
 FILE_MODE = 0o644
 RUNS_DIR_ENV = "FLOWLAB_RUNS_DIR"
-REPO_ROOT = Path(__file__).resolve().parents[2]
 #: Keys present in every metrics line; a value is null where it does not apply to that line's kind.
 METRIC_KEYS = ("kind", "step", "loss", "train_bits_per_dim", "test_bits_per_dim", "images_per_sec", "elapsed")
 
 
 def default_runs_dir() -> Path:
-    """Where ``main.py`` and the dashboard keep runs: ``$FLOWLAB_RUNS_DIR``, else ``runs/`` in the repo."""
-    return Path(os.environ.get(RUNS_DIR_ENV) or REPO_ROOT / "runs")
+    """Where ``main.py`` and the dashboard keep runs: ``$FLOWLAB_RUNS_DIR``, else ``runs/`` in the repo
+    (in the current folder for a pip-installed Flow Lab, see :func:`flows.paths.work_root`)."""
+    return Path(os.environ.get(RUNS_DIR_ENV) or work_root() / "runs")
 
 
 # --- atomic files ---------------------------------------------------------------------------------
