@@ -31,6 +31,7 @@ from torch import Tensor
 from flows.data.mnist import DATASETS as IDX_DATASETS
 from flows.data.mnist import default_data_dir, find_file
 from flows.training import NonFiniteLossError, TrainConfig, Trainer, build_model, runs
+from flows.training.tensorboard import TensorBoardLogger, tensorboard_logger
 
 #: Digits held out for testing when a machine holds only MNIST's 10,000 test digits (t10k files).
 HOLDOUT_DIGITS = 1000
@@ -391,6 +392,7 @@ class RunManager:
     def _train(self, managed: _ManagedRun) -> None:
         """Body of a training thread: builds the Trainer and runs it, reporting into ``managed``."""
         trainer: Trainer | None = None
+        board: TensorBoardLogger | None = None
         try:
             if managed.resume:
                 overrides = {"steps": managed.config.steps, "num_threads": managed.config.num_threads}
@@ -401,10 +403,14 @@ class RunManager:
                 managed.step = trainer.step
                 managed.elapsed = trainer.elapsed
             sampler = _LiveSampler(trainer, managed)
-            trainer.run(
-                on_event=lambda event: self._on_event(managed, trainer, sampler, event),
-                should_stop=managed.stop_event.is_set,
-            )
+            board = tensorboard_logger(managed.path, trainer)
+
+            def listen(event: dict[str, Any]) -> None:
+                if board is not None:
+                    board(event)
+                self._on_event(managed, trainer, sampler, event)
+
+            trainer.run(on_event=listen, should_stop=managed.stop_event.is_set)
             sampler.draw(force=True)
         except NonFiniteLossError as error:
             self._fail(managed, str(error))
@@ -419,6 +425,8 @@ class RunManager:
                         managed.path, "failed", step=0, steps=managed.config.steps, message=str(error)
                     )
         finally:
+            if board is not None:
+                board.close()
             with self._lock:
                 with managed.lock:
                     if managed.state not in FINAL_STATES:

@@ -4,6 +4,8 @@
     python main.py --dataset fashion-mnist --data-dir /usr/share/datasets/fashion-mnist --steps 200
     python main.py --resume runs/<run-id> [--steps 30000]
     torchrun --nproc_per_node=2 main.py --model realnvp --steps 20000
+    python main.py --tensorboard ...        # also TensorBoard events: tensorboard --logdir runs
+    python main.py --export runs/<run-id>   # runs/<run-id>/export/model.safetensors + config.json
 
 Every run writes runs/<run-id>/ (config.json, metrics.jsonl, status.json, samples.png, checkpoints/).
 Exit codes: 0 finished; 130 stopped by Ctrl-C (SIGINT) and 143 by SIGTERM, both after writing
@@ -31,6 +33,8 @@ from flows.training.distributed import (
     resolve_device,
     shutdown_distributed,
 )
+from flows.training.export import CONFIG_FILE, MODEL_FILE, export_run
+from flows.training.tensorboard import INSTALL_HINT, tensorboard_available, tensorboard_logger
 
 EXIT_FINISHED, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 EXIT_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}  # 128 + signal number, the shell's convention
@@ -45,6 +49,7 @@ RESUMABLE_FIELDS = (
     "log_every",
     "sample_count",
     "data_dir",
+    "tensorboard",
 )
 
 
@@ -128,6 +133,15 @@ CONFIG_FLAGS: list[tuple[str, str, dict[str, Any]]] = [
     ("--checkpoint-every", "checkpoint_every", {"type": int, "help": "steps between checkpoints/last.pt"}),
     ("--log-every", "log_every", {"type": int, "help": "steps between metrics.jsonl lines"}),
     ("--sample-count", "sample_count", {"type": int, "help": "digits in samples.png"}),
+    (
+        "--tensorboard",
+        "tensorboard",
+        {
+            "action": "store_true",
+            "help": "also write TensorBoard events (loss, bits/dim, lr, images/s, sample grids) into the run "
+            "folder: tensorboard --logdir runs",
+        },
+    ),
     ("--nan-lr-factor", "nan_lr_factor", {"type": float, "help": "lr multiplier after a NaN/inf loss"}),
     ("--nan-retries", "nan_retries", {"type": int, "help": "NaN/inf losses tolerated before stopping"}),
 ]
@@ -165,6 +179,22 @@ def build_parser(suppress_defaults: bool = False, prog: str = "main.py") -> argp
         help="continue runs/<run-id> from checkpoints/last.pt exactly; of the flags above only "
         + ", ".join(flag for flag, name, _ in CONFIG_FLAGS if name in RESUMABLE_FIELDS)
         + " may differ from the run's",
+        **run_options,
+    )
+    parser.add_argument(
+        "--export",
+        metavar="RUN_DIR",
+        help="no training: write RUN_DIR/export/model.safetensors and config.json (load them with "
+        "flows.training.load_export, no pickle) from the run's best checkpoint, else its last",
+        **run_options,
+    )
+    parser.add_argument(
+        "--export-to", metavar="DIR", help="folder --export writes to (None: RUN_DIR/export)", **run_options
+    )
+    parser.add_argument(
+        "--checkpoint",
+        choices=runs.CHECKPOINTS,
+        help="checkpoint --export reads (None: best, else last)",
         **run_options,
     )
     parser.add_argument(
@@ -294,6 +324,10 @@ def main(argv: Sequence[str] | None = None, prog: str = "main.py") -> int:
     show = context.is_main
     try:
         config, args = make_config(argv, prog)
+        if args.export is not None:
+            return _export(args, show, prog)
+        if config.tensorboard and not tensorboard_available():
+            raise ValueError(INSTALL_HINT)
         device = resolve_device(config.device, context.local_rank)
         train_data, test_data = check_datasets(config, *load_datasets(config), context.world_size)
     except (ValueError, FileNotFoundError) as error:
@@ -304,6 +338,17 @@ def main(argv: Sequence[str] | None = None, prog: str = "main.py") -> int:
         return _train(config, args, train_data, test_data, show, prog)
     finally:
         shutdown_distributed()
+
+
+def _export(args: argparse.Namespace, show: bool, prog: str) -> int:
+    """``--export RUN_DIR``: the run's model as safetensors + config.json; ValueError if it cannot."""
+    if args.resume is not None:
+        raise ValueError("--export reads a finished or stopped run; it cannot be combined with --resume")
+    if not show:
+        return EXIT_FINISHED  # under torchrun only the first process writes
+    folder = export_run(args.export, args.checkpoint, args.export_to)
+    print(f"exported {args.export} to {folder}: {MODEL_FILE}, {CONFIG_FILE}")
+    return EXIT_FINISHED
 
 
 def entry_point() -> int:
@@ -331,13 +376,22 @@ def _train(
     stop = StopRequest()
     stop.install()
     progress = Progress(config.steps, trainer.step, show and not args.no_progress)
+    board = tensorboard_logger(run_dir, trainer) if show else None
+    listeners = [progress] if board is None else [board, progress]
+
+    def on_event(event: dict[str, Any]) -> None:
+        for listener in listeners:
+            listener(event)
+
     try:
-        history = trainer.run(on_event=progress, should_stop=stop)
+        history = trainer.run(on_event=on_event, should_stop=stop)
     except NonFiniteLossError as error:
         progress.close()
         return _fail(str(error), EXIT_FAILED, show, prog)
     finally:
         progress.close()
+        if board is not None:
+            board.close()
         stop.uninstall()
     done = history[-1]
     if show:

@@ -78,6 +78,7 @@ class TrainConfig:
     checkpoint_every: int = 500  # write checkpoints/last.pt every this many steps (0: only at the end)
     log_every: int = 10  # append a line to metrics.jsonl every this many steps
     sample_count: int = 64  # samples drawn for samples.png at each evaluation
+    tensorboard: bool = False  # also write TensorBoard events (curves, sample grids) into the run folder
     # --- non-finite loss guard ---
     nan_lr_factor: float = 0.5  # after a NaN/inf loss the learning rate is multiplied by this factor
     nan_retries: int = 5  # stop the run when the loss was not finite more than this many times
