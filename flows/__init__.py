@@ -2,6 +2,7 @@
 
 __version__ = "0.1.0"
 
+from . import registry
 from .bijection import Bijection, Logit, Scaling
 from .couplings import AdditiveCoupling, AffineCoupling, Coupling, Split, TanhBound
 from .image import ConvRealNVP, Glow, ImageFlow
@@ -29,4 +30,5 @@ __all__ = [
     "Scaling",
     "Split",
     "TanhBound",
+    "registry",
 ]

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from flows import cli
+from flows import cli, registry
 from flows.data import dequantize
-from flows.training import MODELS, TrainConfig, build_model, export_model, load_export, load_run_model
+from flows.training import TrainConfig, build_model, export_model, load_export, load_run_model
 from flows.training.export import CONFIG_FILE, MODEL_FILE, read_export_config
 
 TOY = {"dataset": "moons", "blocks": 2, "hidden": [8], "toy_points": 256}
@@ -37,8 +37,16 @@ def _inputs(config: TrainConfig) -> torch.Tensor:
     return torch.randn(64, 2, generator=generator)
 
 
-@pytest.mark.parametrize("data", [TOY, IMAGE], ids=["toy", "image"])
-@pytest.mark.parametrize("model_name", MODELS)
+#: Every registered family on each kind of data it suits: a new family is tested without a line here.
+CASES = [
+    (family.name, data)
+    for family in registry.families()
+    for kind, data in (("toy", TOY), ("image", IMAGE))
+    if family.suits(kind)
+]
+
+
+@pytest.mark.parametrize(("model_name", "data"), CASES, ids=[f"{m}-{d['dataset']}" for m, d in CASES])
 def test_export_reloads_with_identical_log_densities(model_name: str, data: dict, tmp_path: Path) -> None:
     config = TrainConfig(model=model_name, **data).validate()
     model = _trained_looking(config)

@@ -13,18 +13,18 @@ strictly (a missing or unexpected tensor is an error). The rebuilt model gives i
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import load_model, save_model
+from safetensors.torch import load_model, save
 
 from .. import __version__
+from ..infra import atomic_write_bytes
 from ..models import Flow
 from . import runs
 from .config import TrainConfig
-from .trainer import build_model
+from .factory import build_model
 
 MODEL_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
@@ -43,14 +43,9 @@ def export_model(model: Flow, config: TrainConfig, folder: str | Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     config_json = json.dumps(config.to_dict())
     metadata = {"format": FORMAT, "flowlab_version": __version__, "config": config_json}
+    tensors = {name: tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()}
     path = folder / MODEL_FILE
-    temp = folder / f".{MODEL_FILE}.tmp"
-    try:
-        save_model(model, str(temp), metadata=metadata)
-        os.chmod(temp, runs.FILE_MODE)
-        os.replace(temp, path)
-    finally:
-        temp.unlink(missing_ok=True)
+    atomic_write_bytes(path, save(tensors, metadata=metadata))
     runs.write_json(folder / CONFIG_FILE, config.to_dict())
     return path
 

@@ -19,17 +19,18 @@ session logged after that checkpoint, as :func:`runs.truncate_metrics` does for 
 from __future__ import annotations
 
 import math
+from dataclasses import fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
-    from .trainer import Trainer
+from .events import DoneEvent, EvalEvent, Event, FailEvent, NanEvent, StepEvent
+from .images import TOY_SAMPLE_POINTS, sample_image
+from .runs import TrainerState
 
 INSTALL_HINT = (
     "TensorBoard logging needs the tensorboard package: pip install tensorboard (or flowlab[tensorboard])"
 )
-#: Eval-event keys that are not curves (or are logged under their own tag).
-_EVAL_SKIP = {"kind", "step", "elapsed", "best", "test_loss", "test_bits_per_dim"}
+#: EvalEvent fields that are not curves of their own (or have their own tag).
+_EVAL_SKIP = {"step", "elapsed", "best", "test_loss", "test_bits_per_dim"}
 
 
 def tensorboard_available() -> bool:
@@ -43,9 +44,9 @@ def tensorboard_available() -> bool:
 
 class TensorBoardLogger:
     """Writes a trainer's events as TensorBoard scalars and images into ``run_dir``; ``close()`` at the end
-    (a "done" event closes it too). ImportError with :data:`INSTALL_HINT` without tensorboard."""
+    (a done or fail event closes it too). ImportError with :data:`INSTALL_HINT` without tensorboard."""
 
-    def __init__(self, run_dir: str | Path, trainer: Trainer) -> None:
+    def __init__(self, run_dir: str | Path, trainer: TrainerState) -> None:
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError as error:
@@ -58,38 +59,49 @@ class TensorBoardLogger:
         self._window_seconds = 0.0
         self._closed = False
 
-    def __call__(self, event: dict[str, Any]) -> None:
+    def __call__(self, event: Event) -> None:
         if self._closed:
             return
-        kind, step = event["kind"], event["step"]
-        if kind == "step":
+        if isinstance(event, StepEvent):
             self._step(event)
-        elif kind == "eval":
-            self._scalar("loss/test", event["test_loss"], step)
-            self._scalar("bits_per_dim/test", event.get("test_bits_per_dim"), step)
-            for name, value in event.items():
-                if name not in _EVAL_SKIP and isinstance(value, (int, float)) and not isinstance(value, bool):
-                    self._scalar(f"eval/{name}", value, step)
-            self.writer.add_image("samples", self.trainer.sample_image(), step, dataformats="HW")
-            self.writer.flush()
-        elif kind == "nan":
-            self._scalar("optim/lr", event["lr"], step)
-        elif kind == "done":
+        elif isinstance(event, EvalEvent):
+            self._eval(event)
+        elif isinstance(event, NanEvent):
+            self._scalar("optim/lr", event.lr, event.step)
+        elif isinstance(event, (DoneEvent, FailEvent)):
             self.close()
 
-    def _step(self, event: dict[str, Any]) -> None:
+    def _step(self, event: StepEvent) -> None:
         config = self.trainer.config
         self._window_images += config.batch_size
-        self._window_seconds += config.batch_size / max(event["images_per_sec"], 1e-9)
-        step = event["step"]
+        self._window_seconds += event.seconds
+        step = event.step
         if step % config.log_every and step != config.steps:
             return
-        self._scalar("loss/train", event["loss"], step)
-        self._scalar("bits_per_dim/train", event.get("train_bits_per_dim"), step)
-        self._scalar("optim/lr", event["lr"], step)
-        self._scalar("optim/grad_norm", event.get("grad_norm"), step)
+        self._scalar("loss/train", event.loss, step)
+        self._scalar("bits_per_dim/train", event.bits_per_dim, step)
+        self._scalar("optim/lr", event.lr, step)
+        self._scalar("optim/grad_norm", event.grad_norm, step)
         self._scalar("speed/images_per_sec", self._window_images / max(self._window_seconds, 1e-9), step)
         self._window_images, self._window_seconds = 0, 0.0
+
+    def _eval(self, event: EvalEvent) -> None:
+        step = event.step
+        self._scalar("loss/test", event.test_loss, step)
+        self._scalar("bits_per_dim/test", event.test_bits_per_dim, step)
+        for item in fields(event):  # any other number an evaluation reports, e.g. a sample score
+            value = getattr(event, item.name)
+            if (
+                item.name not in _EVAL_SKIP
+                and isinstance(value, (int, float))
+                and not isinstance(value, bool)
+            ):
+                self._scalar(f"eval/{item.name}", value, step)
+        config = self.trainer.config
+        count = config.sample_count if config.is_image else TOY_SAMPLE_POINTS
+        picture = sample_image(self.trainer.model, config.is_image, count)  # the grid of samples.png
+        self.writer.add_image("samples", picture, step, dataformats="HW")
+        self.writer.flush()
 
     def _scalar(self, tag: str, value: float | None, step: int) -> None:
         if value is not None and math.isfinite(value):
@@ -102,7 +114,7 @@ class TensorBoardLogger:
             self.writer.close()
 
 
-def tensorboard_logger(run_dir: str | Path | None, trainer: Trainer) -> TensorBoardLogger | None:
+def tensorboard_logger(run_dir: str | Path | None, trainer: TrainerState) -> TensorBoardLogger | None:
     """A logger when ``trainer.config.tensorboard`` asks for one and there is a run folder, else None."""
     if run_dir is None or not trainer.config.tensorboard:
         return None
