@@ -147,6 +147,12 @@ class TrainConfig:
     )
     log_every: int = option(10, "steps between metrics.jsonl lines", resumable=True)
     sample_count: int = option(64, "digits in samples.png, drawn at each evaluation", resumable=True)
+    tensorboard: bool = option(
+        False,
+        "also write TensorBoard events (loss, bits/dim, lr, images/s, sample grids) into the run folder: "
+        "tensorboard --logdir runs",
+        resumable=True,
+    )
     # --- non-finite loss guard ---
     nan_lr_factor: float = option(0.5, "learning-rate multiplier after a NaN/inf loss")
     nan_retries: int = option(5, "NaN/inf losses tolerated before the run stops")
