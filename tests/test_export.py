@@ -15,7 +15,14 @@ from flows.training import TrainConfig, build_model, export_model, load_export, 
 from flows.training.export import CONFIG_FILE, MODEL_FILE, read_export_config
 
 TOY = {"dataset": "moons", "blocks": 2, "hidden": [8], "toy_points": 256}
-IMAGE = {"dataset": "mnist", "blocks": 1, "hidden": [8]}
+IMAGE = {
+    "dataset": "mnist",
+    "blocks": 1,
+    "hidden": [8],
+    "levels": 2,
+    "steps_per_level": 1,
+    "hidden_channels": 8,
+}
 
 
 def _trained_looking(config: TrainConfig) -> torch.nn.Module:
@@ -33,7 +40,7 @@ def _inputs(config: TrainConfig) -> torch.Tensor:
     generator = torch.Generator().manual_seed(1)
     if config.is_image:
         pixels = torch.randint(0, 256, (16, 784), generator=generator, dtype=torch.uint8)
-        return dequantize(pixels, generator)
+        return dequantize(pixels, generator).reshape(16, *build_model(config).shape)
     return torch.randn(64, 2, generator=generator)
 
 
