@@ -8,7 +8,7 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-from dashboard import sampling
+from flows import sampling
 from flows.data import load_mnist
 from flows.training import EvalEvent, TrainConfig, runs
 
