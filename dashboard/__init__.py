@@ -1,4 +1,6 @@
-"""The dashboard's reusable parts (run manager, charts, images, page views); pages/ holds thin scripts.
+"""The dashboard: one sub-package per page (``home/``, ``train/``, ``samples/``, ``jacobian/``, ``model/``,
+``playground/``), ``services/`` (run manager, cached state), ``widgets/`` (charts, images, maths, the
+sidebar) and ``pages.py``, the one page list. ``pages/`` holds a thin script per page.
 
 Importing this package also repairs a Streamlit trap. Because a ``pages/`` folder sits beside
 ``streamlit_app.py``, Streamlit starts every server in its legacy multipage mode and only leaves it when
@@ -6,6 +8,8 @@ Importing this package also repairs a Streamlit trap. Because a ``pages/`` folde
 ``/train``, Streamlit runs ``pages/train.py`` alone, with the legacy page list (file names, no entry
 script). Every page imports ``dashboard``; if that happens in legacy mode, we switch the legacy mode off
 and rerun, so the entry script routes the same URL through ``st.navigation`` like any later visit.
+Still needed with Streamlit 1.67 (checked in Chromium on fresh servers: without it the first deep link
+shows the legacy page list); tests/test_app_routing.py fails if the attribute it sets disappears.
 """
 
 from __future__ import annotations

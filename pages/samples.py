@@ -1,5 +1,5 @@
-"""Samples: a run's samples, interpolation, round trip, bits/dim per digit (dashboard/samples_view.py)."""
+"""Samples: a run's samples, interpolation, round trip, bits/dim per digit (dashboard/samples/view.py)."""
 
-from dashboard.samples_view import samples_page
+from dashboard.samples.view import samples_page
 
 samples_page()

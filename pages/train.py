@@ -1,5 +1,5 @@
-"""Train: settings, Start/Pause/Resume/Stop, live curves and samples, all runs (dashboard/train_view.py)."""
+"""Train: settings, Start/Pause/Resume/Stop, live curves and samples, all runs (dashboard/train/view.py)."""
 
-from dashboard.train_view import train_page
+from dashboard.train.view import train_page
 
 train_page()

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from dashboard.home_view import CIRCLE_RADII, fit_moons_flow, flow_stages, mnist_status
+from dashboard.home.view import CIRCLE_RADII, fit_moons_flow, flow_stages, mnist_status
 from flows.data import make_toy
 
 REPO = Path(__file__).resolve().parents[1]

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from dashboard.jacobian_view import (
+from dashboard.jacobian.view import (
     ANALYTIC,
     AUTOGRAD,
     DIFFERENCE,
@@ -21,7 +21,7 @@ from dashboard.jacobian_view import (
     data_point,
     signed_log_rgb,
 )
-from dashboard.maths import markdown_parts, read_doc
+from dashboard.widgets.maths import markdown_parts, read_doc
 from flows.training import TrainConfig, runs
 
 from .conftest import train_in_folder

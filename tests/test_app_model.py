@@ -10,7 +10,7 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-from dashboard.model_view import build_mlp, forward, mlp_input, parse_activations, parse_layer_sizes
+from dashboard.model.view import build_mlp, forward, mlp_input, parse_activations, parse_layer_sizes
 from flows import MLP, AdditiveCoupling, AffineCoupling, Coupling, RealNVP
 from flows.data import load_mnist
 

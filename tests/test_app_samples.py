@@ -10,7 +10,8 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-from dashboard import samples_view, sampling
+from dashboard.samples import view as samples_view
+from flows import sampling
 from flows.data import load_mnist
 from flows.training import EvalEvent, TrainConfig, load_export, runs
 

@@ -12,8 +12,13 @@ import numpy as np
 import pytest
 import torch
 
-from dashboard import charts
-from dashboard.run_manager import RunManager, import_checkpoint, read_checkpoint_bytes, training_threads
+from dashboard.services.run_manager import (
+    RunManager,
+    import_checkpoint,
+    read_checkpoint_bytes,
+    training_threads,
+)
+from dashboard.widgets import charts
 from flows.data.location import HOLDOUT_IMAGES as HOLDOUT_DIGITS
 from flows.data.location import plan_image_data
 from flows.training import TrainConfig, list_runs, runs
@@ -241,7 +246,7 @@ def test_the_training_thread_code_never_imports_streamlit() -> None:
     """run_manager.py runs in training threads: Streamlit must not be called there, so it is not imported."""
     import ast
 
-    import dashboard.run_manager as module
+    import dashboard.services.run_manager as module
 
     tree = ast.parse(Path(module.__file__).read_text())
     imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from dashboard import playground_data as data
+from dashboard.playground import data
 
 
 @pytest.mark.parametrize("target", list(data.TOY_TARGETS))

@@ -10,8 +10,8 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-from dashboard import playground_data as data
-from dashboard.playground import DEFAULTS, LIVE_TABS
+from dashboard.playground import data
+from dashboard.playground.page import DEFAULTS, LIVE_TABS
 
 PAGE = Path(__file__).resolve().parents[1] / "pages" / "playground.py"
 

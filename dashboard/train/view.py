@@ -14,16 +14,15 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
+from dashboard.services.run_manager import LIVE_STATES, RunManager, RunSnapshot, import_checkpoint
+from dashboard.services.state import run_curves, run_info, run_infos, run_manager
+from dashboard.widgets import charts, images
 from flows import registry
 from flows.data.toy import TOY_DATASETS
 from flows.training import IMAGE_DATASETS, ConfigError, RunInfo, TrainConfig, runs
 from flows.training.config import choices
 from flows.training.flags import parse_widths
 from flows.training.tensorboard import INSTALL_HINT, tensorboard_available
-
-from . import charts, images
-from .run_manager import LIVE_STATES, RunManager, RunSnapshot, import_checkpoint
-from .state import run_curves, run_info, run_infos, run_manager
 
 #: Seconds between two redraws of a live run.
 REFRESH_S = 1.0

@@ -18,13 +18,12 @@ import streamlit as st
 import torch
 from torch import Tensor
 
+from dashboard.services.run_manager import RunManager, default_max_concurrent, training_threads
+from dashboard.widgets.charts import Curves, read_curves
 from flows.data import load_mnist
 from flows.data.location import image_data_dir, split_present
 from flows.models import Flow
 from flows.training import RunInfo, TrainConfig, runs
-
-from .charts import Curves, read_curves
-from .run_manager import RunManager, default_max_concurrent, training_threads
 
 MAX_RUNS_ENV = "FLOWLAB_MAX_RUNS"
 

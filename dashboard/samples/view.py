@@ -13,14 +13,14 @@ import numpy as np
 import streamlit as st
 import torch
 
+from dashboard.services.state import run_infos, run_model, test_images
+from dashboard.train.view import DATASET_LABELS, model_label
+from dashboard.widgets import charts, images
+from flows import sampling
 from flows.data import make_toy
 from flows.data.toy import DEFAULT_NOISE
 from flows.training import RunInfo, TrainConfig, export_model, runs
 from flows.training.export import CONFIG_FILE, MODEL_FILE
-
-from . import charts, images, sampling
-from .state import run_infos, run_model, test_images
-from .train_view import DATASET_LABELS, model_label
 
 #: Test digits encoded for the round trip.
 ROUND_TRIP_DIGITS = 256

@@ -1,7 +1,7 @@
 """Background training for the dashboard: a queue of runs trained in threads through ``flows.training``.
 
 The page scripts never train. They call :class:`RunManager` (one per server process, kept by
-``st.cache_resource`` in ``dashboard/state.py``) to start, pause, resume and stop runs, and read
+``st.cache_resource`` in ``dashboard/services/state.py``) to start, pause, resume and stop runs, and read
 :class:`RunSnapshot` copies of a run's progress. Training threads never call Streamlit: they only
 append to in-memory buffers under a lock and write the run folder (the same ``runs/<run-id>/``
 layout ``main.py`` writes), so closing every browser tab leaves a run training, and a reload finds it.

@@ -1,6 +1,6 @@
 """Plotly figures of the Flow Playground, styled to read well on a projector.
 
-Each function takes plain arrays (from :mod:`dashboard.playground_views` and the run's history) and
+Each function takes plain arrays (from :mod:`flows.toy_views` and the run's history) and
 returns a ``plotly.graph_objects.Figure``; nothing here trains or touches streamlit. Figures are built
 from one dict each: plotly validates a whole dict in a few milliseconds, while trace-by-trace updates
 and ``add_hline`` cost tens, which matters at two refreshes a second.
@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import plotly.graph_objects as go
 
-from .playground_views import LayerFrame
+from flows.toy_views import LayerFrame
 
 DATA_COLOUR = "#F28E2B"  # orange: the target's points
 MODEL_COLOUR = "#2F6DB5"  # blue: the flow's samples

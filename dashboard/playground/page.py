@@ -1,6 +1,6 @@
 """The Flow Playground page: pick a 2D target, train NICE or RealNVP live, look inside layer by layer.
 
-While playing, a background thread trains (see :mod:`dashboard.playground_run`; it never calls
+While playing, a background thread trains (see :mod:`dashboard.playground.run`; it never calls
 streamlit) and a fragment reruns every ``REFRESH_SECONDS`` to redraw the panels from a copy of the
 weights. "Playing" is the page's intent in ``st.session_state.pg_playing``; each refresh reconciles
 the thread with it, so a thread that stopped because the tab was hidden restarts when it is seen again.
@@ -19,14 +19,12 @@ import numpy as np
 import streamlit as st
 import torch
 
+from dashboard.playground import data, figures
+from dashboard.playground.export import ExportPanels, panels_png
+from dashboard.playground.run import FlowSettings, History, PlaygroundRun, Race, model_names, one_thread
 from flows import Flow, registry
+from flows import toy_views as views
 from flows.nn import ACTIVATIONS
-
-from . import playground_data as data
-from . import playground_figures as figures
-from . import playground_views as views
-from .playground_export import ExportPanels, panels_png
-from .playground_run import FlowSettings, History, PlaygroundRun, Race, model_names, one_thread
 
 #: Seconds between two chart refreshes while training.
 REFRESH_SECONDS = 0.5

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from .run_manager import RunManager
-from .state import run_manager
+from dashboard.services.run_manager import RunManager
+from dashboard.services.state import run_manager
 
 #: Seconds between two redraws of the sidebar status while something trains.
 REFRESH_S = 2.0

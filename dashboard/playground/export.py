@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from .playground_figures import (
+from dashboard.playground.figures import (
     DATA_COLOUR,
     DENSITY_SCALE,
     ENTROPY_COLOUR,

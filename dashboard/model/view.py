@@ -15,7 +15,7 @@ from torch import Tensor
 from flows import MLP, AdditiveCoupling, AffineCoupling, Coupling, Dense, RealNVP
 from flows.nn import ACTIVATIONS
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 NO_ACTIVATION = ("none", "linear")  # spellings of "no activation" (identity) besides "identity"
 
 

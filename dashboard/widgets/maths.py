@@ -7,7 +7,7 @@ from pathlib import Path
 
 import streamlit as st
 
-DOCS = Path(__file__).resolve().parents[1] / "docs"
+DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 #: The seed's bijection, one block of NICE and RealNVP.
 SEED_BIJECTION_LATEX = r"""

@@ -13,6 +13,7 @@ import streamlit as st
 import torch
 from plotly.subplots import make_subplots
 
+from dashboard.pages import DEFAULT_PAGE, PAGES
 from flows import Gaussian, RealNVP
 from flows.data import default_data_dir, make_toy
 from flows.data.download import DownloadError, download_mnist
@@ -278,39 +279,11 @@ def render_mnist_status() -> MnistStatus:
 
 # --- links to the pages ----------------------------------------------------------------------------------
 
-PAGE_LINKS: list[tuple[str, str, str, str]] = [
-    (
-        "pages/train.py",
-        "Train",
-        ":material/model_training:",
-        "Train NICE or RealNVP live on MNIST or a 2D toy; watch the loss.",
-    ),
-    (
-        "pages/samples.py",
-        "Samples",
-        ":material/grid_view:",
-        "Sample digits from a run, interpolate in latent space.",
-    ),
-    (
-        "pages/jacobian.py",
-        "Jacobian",
-        ":material/functions:",
-        "Check every layer's log|det| against autograd, see J.",
-    ),
-    (
-        "pages/model.py",
-        "Model",
-        ":material/account_tree:",
-        "Build the seed's MLPs; read the real coupling-layer source.",
-    ),
-    ("pages/playground.py", "Playground", ":material/scatter_plot:", "Play with 2D flows in the browser."),
-]
-
 
 def render_page_links() -> None:
     """One ``st.page_link`` per page, with a line saying what it is for."""
-    columns = st.columns(len(PAGE_LINKS))
-    for column, (path, label, icon, caption) in zip(columns, PAGE_LINKS, strict=True):
+    links = [spec for spec in PAGES if spec is not DEFAULT_PAGE]
+    for column, spec in zip(st.columns(len(links)), links, strict=True):
         with column, st.container(border=True):
-            st.page_link(path, label=f"**{label}**", icon=icon)
-            st.caption(caption)
+            st.page_link(spec.script, label=f"**{spec.title}**", icon=spec.icon)
+            st.caption(spec.caption)

@@ -13,12 +13,11 @@ import streamlit as st
 import torch
 from torch import Tensor
 
+from dashboard.services import state
 from flows import Coupling, Dense, Flow, Gaussian, Logit, Scaling, registry
 from flows.data import dequantize
 from flows.jacobian import check_log_dets, coupling_jacobian_xy
 from flows.training import TrainConfig, build_model
-
-from . import state
 
 MNIST_DIMS = 784
 READABLE_DIMS = 8  # the small model whose every Jacobian entry is printed

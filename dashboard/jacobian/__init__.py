@@ -1,0 +1,1 @@
+"""The Jacobian page: analytic log|det| against autograd, one coupling's Jacobian."""

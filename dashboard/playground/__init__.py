@@ -1,0 +1,1 @@
+"""The Flow Playground: its session, targets, background run, figures and export."""

@@ -1,0 +1,1 @@
+"""The Train page: settings, live runs, the runs table and checkpoint import."""
