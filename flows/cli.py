@@ -317,8 +317,7 @@ def _describe_start(trainer: Trainer) -> str:
     """One line on what is about to train, where and from which step."""
     config, processes = trainer.config, trainer.context.world_size
     parameters = sum(p.numel() for p in trainer.model.parameters())
-    options = ", ".join(f"{name} {getattr(config, name)}" for name in get_family(config.model).options)
-    model = f"{config.model} ({parameters:,} parameters; {options})"
+    model = f"{config.model} ({parameters:,} parameters; {get_family(config.model).summary(config)})"
     data = f"{len(trainer.train_data):,} training / {len(trainer.test_data):,} test samples"
     where = f"device {trainer.device}, {processes} process{'es' * (processes > 1)}"
     return (

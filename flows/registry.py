@@ -50,6 +50,18 @@ class FlowFamily:
         """The flow for ``prior``, with the options this family reads (others are ignored)."""
         return self.builder(prior, **{name: options[name] for name in self.options if name in options})
 
+    def summary(self, config: Any) -> str:
+        """The options of ``config`` this family reads, as text: "levels 2 · steps_per_level 4 · ..."."""
+        parts = []
+        for name in self.options:
+            value = getattr(config, name)
+            if isinstance(value, bool):
+                if value:
+                    parts.append(name)
+                continue
+            parts.append(f"{name} {', '.join(map(str, value)) if isinstance(value, list) else value}")
+        return " · ".join(parts)
+
     def suits(self, data_kind: str) -> bool:
         """True if the family trains on ``data_kind`` ("image" or "toy")."""
         return data_kind in self.data_kinds

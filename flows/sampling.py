@@ -1,5 +1,10 @@
 """What the Samples page computes from a trained flow: samples at a temperature, latent interpolation,
-the x -> z -> x round trip and per-image bits/dim. Plain torch, no Streamlit."""
+the x -> z -> x round trip and per-image bits/dim. Plain torch, no Streamlit.
+
+Inputs may be flat (``[N, 784]``) or in the flow's sample shape (``[N, 1, 28, 28]`` for the image flows);
+each function reshapes to the flow's shape. ``labels`` (an int or ``[N]`` class indices) are for the
+class-conditional flows, which need them; leave them out (None) for the others.
+"""
 
 from __future__ import annotations
 
@@ -39,25 +44,50 @@ def latents_at_temperature(flow: Flow, count: int, temperature: float, seed: int
     return loc + temperature * (z - loc)
 
 
-@torch.no_grad()
-def sample(flow: Flow, count: int, temperature: float = 1.0, seed: int = 0) -> Tensor:
-    """``count`` samples x = F(z) at ``temperature``, ``[count, *shape]``."""
-    return flow.forward(latents_at_temperature(flow, count, temperature, seed))[0]
+def is_conditional(flow: Flow) -> bool:
+    """True for a class-conditional flow (its densities and samples need labels)."""
+    return getattr(flow, "num_classes", 0) > 0
+
+
+def _labelled(method, x: Tensor, labels: int | Tensor | None):
+    """``method(x)``, or ``method(x, labels)`` when labels are given."""
+    return method(x) if labels is None else method(x, labels)
+
+
+def _shaped(flow: Flow, x: Tensor) -> Tensor:
+    return x.reshape(len(x), *flow.shape)
 
 
 @torch.no_grad()
-def interpolate(flow: Flow, x_start: Tensor, x_end: Tensor, points: int) -> Tensor:
+def sample(
+    flow: Flow, count: int, temperature: float = 1.0, seed: int = 0, labels: int | Tensor | None = None
+) -> Tensor:
+    """``count`` samples x = F(z) at ``temperature``, ``[count, *shape]`` (of class ``labels``)."""
+    return _labelled(flow.forward, latents_at_temperature(flow, count, temperature, seed), labels)[0]
+
+
+@torch.no_grad()
+def interpolate(
+    flow: Flow, x_start: Tensor, x_end: Tensor, points: int, labels: tuple[int, int] | None = None
+) -> Tensor:
     """Decodes ``points`` latents evenly spaced on the line from F^-1(x_start) to F^-1(x_end).
 
-    ``x_start``, ``x_end``: one sample each, ``[*shape]``. Returns ``[points, *shape]``; the first and last
-    rows reproduce the two inputs (up to rounding).
+    ``x_start``, ``x_end``: one sample each, ``[*shape]`` (or flat). Returns ``[points, *shape]``; the first
+    and last rows reproduce the two inputs (up to rounding). A conditional flow encodes each end with its
+    own class (``labels`` = (class of start, class of end)) and decodes the first half of the path with the
+    first class, the second half with the second.
     """
     if points < 2:
         raise ValueError(f"points must be at least 2 (both ends), got {points}")
-    z, _ = flow.inverse(torch.stack([x_start, x_end]))
+    ends = _shaped(flow, torch.stack([x_start.reshape(-1), x_end.reshape(-1)]))
+    end_labels = None if labels is None else torch.tensor(labels, dtype=torch.int64)
+    z, _ = _labelled(flow.inverse, ends, end_labels)
     weights = torch.linspace(0, 1, points, dtype=z.dtype).reshape(points, *([1] * (z.dim() - 1)))
     path = (1 - weights) * z[0] + weights * z[1]
-    return flow.forward(path)[0]
+    path_labels = None
+    if labels is not None:
+        path_labels = torch.where(weights.flatten() < 0.5, labels[0], labels[1]).to(torch.int64)
+    return _labelled(flow.forward, path, path_labels)[0]
 
 
 @dataclass(frozen=True)
@@ -71,25 +101,32 @@ class RoundTrip:
 
 
 @torch.no_grad()
-def round_trip(flow: Flow, x: Tensor, dtype: torch.dtype = torch.float32) -> RoundTrip:
-    """Encodes and decodes ``x`` in ``dtype`` (float64 uses a float64 copy of the flow)."""
+def round_trip(
+    flow: Flow, x: Tensor, dtype: torch.dtype = torch.float32, labels: Tensor | None = None
+) -> RoundTrip:
+    """Encodes and decodes ``x`` in ``dtype`` (float64 uses a float64 copy of the flow); ``rebuilt``
+    has the shape of ``x``."""
     model = flow if dtype == torch.float32 else copy.deepcopy(flow).to(dtype)
-    x = x.to(dtype)
-    z, _ = model.inverse(x)
-    rebuilt, _ = model.forward(z)
-    error = (rebuilt - x).abs()
-    return RoundTrip(rebuilt.float(), float(error.max()), float(error.mean()), dtype)
+    shaped = _shaped(model, x.to(dtype))
+    z, _ = _labelled(model.inverse, shaped, labels)
+    rebuilt, _ = _labelled(model.forward, z, labels)
+    error = (rebuilt - shaped).abs()
+    return RoundTrip(rebuilt.float().reshape(x.shape), float(error.max()), float(error.mean()), dtype)
 
 
 @torch.no_grad()
-def image_bits_per_dim(flow: Flow, images_uint8: Tensor, batch_size: int = 500) -> Tensor:
-    """Bits/dim of each image (dequantized with fixed noise, as the trainer evaluates), float64 ``[N]``."""
+def image_bits_per_dim(
+    flow: Flow, images_uint8: Tensor, batch_size: int = 500, labels: Tensor | None = None
+) -> Tensor:
+    """Bits/dim of each image (dequantized with fixed noise, as the trainer evaluates), float64 ``[N]``;
+    for a conditional flow, of each image given its class ``labels``."""
     generator = torch.Generator().manual_seed(EVAL_NOISE_SEED)
     flat = images_uint8.reshape(len(images_uint8), -1)
     values = []
     for start in range(0, len(flat), batch_size):
-        x = dequantize(flat[start : start + batch_size], generator)
-        values.append(bits_per_dim(flow.logProbability(x).double(), flat.shape[1]))
+        x = _shaped(flow, dequantize(flat[start : start + batch_size], generator))
+        rows = None if labels is None else labels[start : start + batch_size]
+        values.append(bits_per_dim(_labelled(flow.logProbability, x, rows).double(), flat.shape[1]))
     return torch.cat(values)
 
 

@@ -22,6 +22,7 @@ from dashboard.jacobian.view import (
     signed_log_rgb,
 )
 from dashboard.widgets.maths import markdown_parts, read_doc
+from flows import registry
 from flows.training import TrainConfig, runs
 
 from .conftest import train_in_folder
@@ -164,3 +165,31 @@ def test_derivation_renders_every_display_block_with_latex() -> None:
     )
     inline_dollars = [len(re.findall(r"(?<!\\)\$", body)) for kind, body in parts if kind == "markdown"]
     assert all(count % 2 == 0 for count in inline_dollars), "an inline $ is left unclosed"
+
+
+@pytest.mark.parametrize("family", ["glow", "conv-realnvp"])
+def test_every_layer_of_a_fresh_image_flow_agrees_with_autograd(empty_dirs: Path, family: str) -> None:
+    at = _jacobian_page()
+    title = next(f.title for f in registry.families() if f.name == family)
+    at.selectbox(key="jacobian_model").set_value(f"Fresh {title}").run()
+    assert not at.exception
+    assert at.selectbox(key="jacobian_image_dims").value == 64  # 1x8x8 by default: quick
+    table = _check_table(at)
+    _assert_agreement(table)
+    names = " ".join(table["layer"])
+    assert "squeeze" in names and "actnorm" in names and "factor out" in names and "logit" in names
+    if family == "glow":
+        assert "1x1 conv" in names and "channel coupling" in names
+    else:
+        assert "checkerboard coupling" in names
+    couplings = table[table["layer"].str.contains("coupling")]
+    assert (couplings[ANALYTIC].abs() > 1e-6).all(), "a randomised flow must give non-trivial log-dets"
+    # "Inside one layer": the leaf picked shows its full 64 x 64 Jacobian and both log|det| values
+    leaves = at.selectbox(key="jacobian_leaf")
+    wanted = next(i for i, name in enumerate(leaves.options) if "actnorm" in name)
+    leaves.set_value(leaves.options[wanted]).run()
+    assert not at.exception
+    values = {metric.label: metric.value for metric in at.metric}
+    analytic, autograd = values["analytic log|det|"], values["slogdet of this Jacobian (float64)"]
+    assert abs(float(analytic) - float(autograd)) < 1e-6
+    assert any("Diagonal" in block.value for block in at.markdown)

@@ -115,3 +115,17 @@ def test_parse_layer_sizes_and_activations_build_the_seed_mlp() -> None:
     mlp = build_mlp(sizes, activations)
     assert isinstance(mlp, MLP) and mlp(torch.zeros(4, 1)).shape == (4, 784)
     assert torch.equal(build_mlp(sizes, activations).last.weight, mlp.last.weight)  # seeded
+
+
+def test_the_image_flow_section_shows_each_scale_and_where_every_pixel_goes(no_data: None) -> None:
+    at = _model_page()
+    assert not at.exception
+    at.selectbox(key="model_image_family").set_value("Glow (multi-scale)").run()
+    at.slider(key="model_image_levels").set_value(3).run()
+    assert not at.exception
+    table = next(frame.value for frame in at.dataframe if "after squeeze" in frame.value.columns)
+    assert list(table["input"]) == ["1×28×28", "2×14×14", "4×7×7"]
+    assert list(table["after squeeze"])[:2] == ["4×14×14", "8×7×7"]
+    assert "no squeeze" in table["after squeeze"].iloc[2]
+    assert table["dims leaving here"].sum() == 784
+    assert any("parameters" in caption.value and "784" in caption.value for caption in at.caption)

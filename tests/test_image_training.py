@@ -143,6 +143,6 @@ def test_main_trains_a_glow_and_reports_its_options(mnist_dir: Path, tmp_path: P
     )  # fmt: skip
     assert code == 0
     out = capsys.readouterr().out
-    assert "glow (" in out and "levels 2, steps_per_level 1, hidden_channels 8" in out
+    assert "glow (" in out and "levels 2 · steps_per_level 1 · hidden_channels 8" in out
     assert (tmp_path / "g" / "samples.png").stat().st_size > 100
     assert runs.read_config(tmp_path / "g").model == "glow"

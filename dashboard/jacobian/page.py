@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from dashboard.jacobian.image_view import structure_note
 from dashboard.jacobian.view import (
     ANALYTIC,
     AUTOGRAD,
@@ -14,9 +15,12 @@ from dashboard.jacobian.view import (
     PointSpec,
     cached_coupling_jacobian,
     cached_layer_labels,
+    cached_leaf_jacobian,
+    cached_leaf_names,
     cached_log_det_check,
     format_seconds,
     heatmap,
+    leaf_heatmap,
     structure_sentence,
 )
 from dashboard.services import state
@@ -33,6 +37,7 @@ def fresh_choices() -> dict[str, str]:
 
 
 DIMS = {MNIST_DIMS: "784 (MNIST-shaped)", 16: "16", 8: "8"}
+IMAGE_DIMS = {64: "1x8x8 (n = 64, quick)", MNIST_DIMS: "1x28x28 (MNIST-shaped, n = 784)"}
 
 
 def render() -> None:
@@ -60,7 +65,16 @@ def render() -> None:
                 "`python main.py`) and it appears here. A fresh model checks the same formulas."
             )
     with settings_column:
-        if choice in FRESH:
+        if choice in FRESH and registry.get_family(FRESH[choice]).image_shaped:
+            dims = st.selectbox(
+                "Image",
+                list(IMAGE_DIMS),
+                format_func=IMAGE_DIMS.get,
+                key="jacobian_image_dims",
+                help="A small image flow (2 scales, 1 step each, 8 channels) with a logit layer last; "
+                "1x28x28 is built as the trainer builds MNIST models.",
+            )
+        elif choice in FRESH:
             dims = st.selectbox(
                 "Dimensions n",
                 list(DIMS),
@@ -69,7 +83,11 @@ def render() -> None:
                 help="784: built as the trainer builds MNIST models (checkerboard halves, a logit layer "
                 "last). 16 and 8: halves are the first and second half of the coordinates.",
             )
-            blocks = st.slider("Blocks (F = f0 o f1 each)", 1, 4, 2, key="jacobian_blocks")
+        if choice in FRESH:
+            image_flow = registry.get_family(FRESH[choice]).image_shaped
+            blocks = (
+                2 if image_flow else st.slider("Blocks (F = f0 o f1 each)", 1, 4, 2, key="jacobian_blocks")
+            )
             identity = st.toggle(
                 "Start as the identity",
                 key="jacobian_identity",
@@ -83,6 +101,7 @@ def render() -> None:
             which = st.radio("Checkpoint", info.checkpoints, horizontal=True, key="jacobian_checkpoint")
             checkpoint = runs.checkpoint_path(info.path, which)
             dims = info.config.dims
+            image_flow = registry.get_family(info.config.model).image_shaped
             source = ModelSource(
                 run_path=str(info.path),
                 which=which,
@@ -162,52 +181,85 @@ def render() -> None:
             "Autograd / analytic", f"{check.autograd_seconds / max(check.analytic_seconds, 1e-9):,.0f}×"
         )
     with coupling_tab:
-        st.subheader(f"Every entry, n = {READABLE_DIMS}")
-        small = ModelSource(
-            kind=source.kind if not source.run_path else "realnvp", dims=READABLE_DIMS, blocks=1, hidden=16
-        )
-        small_point = PointSpec("random", seed=point.seed)
-        st.markdown(
-            f"A {small.label} with one block, at a random point. Halves: $x$ = the first "
-            f"{READABLE_DIMS // 2} coordinates, $y$ = the last {READABLE_DIMS // 2}. Rows are outputs, "
-            f"columns "
-            "inputs; cells print $\\partial\\,\\text{output}/\\partial\\,\\text{input}$."
-        )
-        f1_column, f0_column = st.columns(2)
-        for column, layer_index in ((f1_column, 0), (f0_column, 1)):
-            jac = cached_coupling_jacobian(small, small_point, layer_index)
-            with column:
-                st.markdown(f"**{jac.label}**")
-                st.plotly_chart(heatmap(jac), key=f"jacobian_small_{layer_index}")
-                st.markdown(structure_sentence(jac))
-
-        st.subheader(f"One coupling of the model above (n = {dims})")
-        labels = cached_layer_labels(source)
-        layer_index = st.selectbox("Coupling", list(labels), format_func=labels.get, key="jacobian_layer")
-        jac = cached_coupling_jacobian(source, point, layer_index)
-        picture_column, facts_column = st.columns([3, 2])
-        with picture_column:
-            st.plotly_chart(heatmap(jac), key="jacobian_big")
-        with facts_column:
-            st.markdown(structure_sentence(jac))
-            if jac.split != "half":
-                st.info(
-                    f"Rows and columns are reordered into $(x, y)$ order: first the {jac.half} coordinates "
-                    f"of the half $x$ of the **{jac.split}** split, then the {jac.half} of $y$. In the "
-                    f"original "
-                    "order the blocks interleave; the reordering is $PJP^\\top$ and changes no determinant.",
-                    icon=":material/swap_horiz:",
-                )
-            if len(jac.matrix) > 32:
-                st.caption(
-                    "One pixel per entry: red positive, blue negative, white exactly zero; colour strength "
-                    "on a "
-                    "log scale from 1e-6 to the largest entry. Zoom in with the mouse to see single entries."
-                )
-            st.dataframe(jac.facts(), hide_index=True, key="jacobian_facts")
-            st.caption(
-                "The determinant only reads the diagonal of the changed half: the product of the diagonal is "
-                "exp(Σ s), the layer's analytic log|det|."
-            )
+        if image_flow:
+            image_leaf_section(source, point)
+        else:
+            coupling_section(source, point, dims)
     with maths_tab:
         render_markdown_with_latex(read_doc("jacobian.md"))
+        if image_flow:
+            render_markdown_with_latex(read_doc("image_flows.md"))
+
+
+def image_leaf_section(source: ModelSource, point: PointSpec) -> None:
+    """Any one leaf layer of an image flow: its full Jacobian as a picture, beside its log|det| two ways."""
+    names = cached_leaf_names(source, point)
+    st.subheader("Inside one layer of the image flow")
+    index = st.selectbox(
+        "Layer (forward order, latent to data)", list(range(len(names))), format_func=names.__getitem__,
+        key="jacobian_leaf",
+    )  # fmt: skip
+    jac = cached_leaf_jacobian(source, point, int(index))
+    picture_column, facts_column = st.columns([3, 2])
+    with picture_column:
+        st.plotly_chart(leaf_heatmap(jac), key="jacobian_leaf_map")
+    with facts_column:
+        st.markdown(structure_note(jac.name))
+        st.metric("analytic log|det|", f"{jac.analytic_log_abs_det:.9f}")
+        st.metric("slogdet of this Jacobian (float64)", f"{jac.slogdet:.9f}")
+        st.metric("entries exactly zero", f"{jac.zero_share:.1%}")
+        st.caption(
+            f"n = {len(jac.matrix)}: one pixel per entry; red positive, blue negative, white exactly zero, "
+            "strength on a log scale from 1e-6 to the largest entry."
+        )
+
+
+def coupling_section(source: ModelSource, point: PointSpec, dims: int) -> None:
+    """The seed's couplings: every entry of a small one, then one coupling of the chosen model."""
+    st.subheader(f"Every entry, n = {READABLE_DIMS}")
+    small = ModelSource(
+        kind=source.kind if not source.run_path else "realnvp", dims=READABLE_DIMS, blocks=1, hidden=16
+    )
+    small_point = PointSpec("random", seed=point.seed)
+    st.markdown(
+        f"A {small.label} with one block, at a random point. Halves: $x$ = the first "
+        f"{READABLE_DIMS // 2} coordinates, $y$ = the last {READABLE_DIMS // 2}. Rows are outputs, "
+        f"columns "
+        "inputs; cells print $\\partial\\,\\text{output}/\\partial\\,\\text{input}$."
+    )
+    f1_column, f0_column = st.columns(2)
+    for column, layer_index in ((f1_column, 0), (f0_column, 1)):
+        jac = cached_coupling_jacobian(small, small_point, layer_index)
+        with column:
+            st.markdown(f"**{jac.label}**")
+            st.plotly_chart(heatmap(jac), key=f"jacobian_small_{layer_index}")
+            st.markdown(structure_sentence(jac))
+
+    st.subheader(f"One coupling of the model above (n = {dims})")
+    labels = cached_layer_labels(source)
+    layer_index = st.selectbox("Coupling", list(labels), format_func=labels.get, key="jacobian_layer")
+    jac = cached_coupling_jacobian(source, point, layer_index)
+    picture_column, facts_column = st.columns([3, 2])
+    with picture_column:
+        st.plotly_chart(heatmap(jac), key="jacobian_big")
+    with facts_column:
+        st.markdown(structure_sentence(jac))
+        if jac.split != "half":
+            st.info(
+                f"Rows and columns are reordered into $(x, y)$ order: first the {jac.half} coordinates "
+                f"of the half $x$ of the **{jac.split}** split, then the {jac.half} of $y$. In the "
+                f"original "
+                "order the blocks interleave; the reordering is $PJP^\\top$ and changes no determinant.",
+                icon=":material/swap_horiz:",
+            )
+        if len(jac.matrix) > 32:
+            st.caption(
+                "One pixel per entry: red positive, blue negative, white exactly zero; colour strength "
+                "on a "
+                "log scale from 1e-6 to the largest entry. Zoom in with the mouse to see single entries."
+            )
+        st.dataframe(jac.facts(), hide_index=True, key="jacobian_facts")
+        st.caption(
+            "The determinant only reads the diagonal of the changed half: the product of the diagonal is "
+            "exp(Σ s), the layer's analytic log|det|."
+        )

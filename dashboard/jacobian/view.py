@@ -19,6 +19,8 @@ from flows.data import dequantize
 from flows.jacobian import check_log_dets, coupling_jacobian_xy
 from flows.training import TrainConfig, build_model
 
+from .image_view import LeafJacobian, build_fresh_image_flow, leaf_jacobian, leaf_names
+
 MNIST_DIMS = 784
 READABLE_DIMS = 8  # the small model whose every Jacobian entry is printed
 ANNOTATE_UP_TO = 32  # heatmaps up to this n get a number in every cell
@@ -51,6 +53,8 @@ class ModelSource:
         if self.run_path:
             return f"run {self.run_path.rstrip('/').rsplit('/', 1)[-1]} ({self.which}.pt)"
         shape = "MNIST-shaped, n = 784" if self.dims == MNIST_DIMS else f"n = {self.dims}"
+        if registry.get_family(self.kind).image_shaped and self.dims != MNIST_DIMS:
+            shape = f"1x8x8, n = {self.dims}"
         return f"fresh {registry.get_family(self.kind).title} ({shape})"
 
 
@@ -81,6 +85,8 @@ def randomise_last_layers_(model: Flow, seed: int) -> Flow:
 def build_fresh_model(source: ModelSource) -> Flow:
     """The fresh flow ``source`` describes; MNIST-shaped ones are built as the trainer builds them."""
     family = registry.get_family(source.kind)
+    if family.image_shaped:
+        return build_fresh_image_flow(family, source.dims, source.seed, source.identity)
     if source.dims < 2 or source.dims % 2:
         raise ValueError(f"a coupling needs an even number of dimensions, got n = {source.dims}")
     with torch.random.fork_rng():
@@ -156,9 +162,17 @@ class LogDetCheck:
         return float(self.table[DIFFERENCE].max())
 
 
-def log_det_check(model: Flow, x: Tensor) -> LogDetCheck:
+def point_labels(model: Flow, point: PointSpec) -> Tensor | None:
+    """The class a conditional model is checked for: the digit's own, or 0 for a random point."""
+    if getattr(model, "num_classes", 0) == 0:
+        return None
+    labels = state.test_labels("mnist") if point.source == "digit" else None
+    return torch.tensor([int(labels[point.index]) if labels is not None else 0])
+
+
+def log_det_check(model: Flow, x: Tensor, labels: Tensor | None = None) -> LogDetCheck:
     """Runs :func:`flows.jacobian.check_log_dets` on one point and tabulates it."""
-    report = check_log_dets(model, x)
+    report = check_log_dets(model, x, labels)
     rows = [*report.rows, report.total]
     table = pd.DataFrame(
         {
@@ -359,7 +373,35 @@ def _images() -> Tensor | None:
 def cached_log_det_check(source: ModelSource, point: PointSpec) -> LogDetCheck:
     """:func:`log_det_check` for a model and a point, cached by their descriptions."""
     model = load_model(source)
-    return log_det_check(model, data_point(model, point, _images() if point.source == "digit" else None))
+    x = data_point(model, point, _images() if point.source == "digit" else None)
+    return log_det_check(model, x, point_labels(model, point))
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def cached_leaf_names(source: ModelSource, point: PointSpec) -> list[str]:
+    """The leaf layers of an image flow, in forward order."""
+    model = load_model(source)
+    x = data_point(model, point, _images() if point.source == "digit" else None)
+    return leaf_names(model, x, point_labels(model, point))
+
+
+@st.cache_data(show_spinner="Computing the layer's full Jacobian with autograd...", max_entries=32)
+def cached_leaf_jacobian(source: ModelSource, point: PointSpec, index: int) -> LeafJacobian:
+    """:func:`leaf_jacobian` of an image flow, cached by the model's and the point's descriptions."""
+    model = load_model(source)
+    x = data_point(model, point, _images() if point.source == "digit" else None)
+    return leaf_jacobian(model, x, point_labels(model, point), index)
+
+
+def leaf_heatmap(jac: LeafJacobian) -> go.Figure:
+    """A leaf layer's whole Jacobian as an image, one pixel per entry (red > 0, blue < 0, white 0)."""
+    fig = go.Figure(
+        go.Image(z=signed_log_rgb(jac.matrix), hovertemplate="row %{y}, column %{x}<extra></extra>")
+    )
+    fig.update_xaxes(showticklabels=False, title="input (column): channel by channel, row by row")
+    fig.update_yaxes(showticklabels=False, title="output (row)")
+    fig.update_layout(height=620, margin={"l": 40, "r": 10, "t": 20, "b": 40})
+    return fig
 
 
 @st.cache_data(show_spinner="Computing the coupling's full Jacobian with autograd...", max_entries=32)

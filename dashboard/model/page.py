@@ -5,6 +5,7 @@ from __future__ import annotations
 import plotly.graph_objects as go
 import streamlit as st
 
+from dashboard.model.image_flows import image_flow_section
 from dashboard.model.view import (
     PRESETS,
     SOURCES,
@@ -150,3 +151,5 @@ def render() -> None:
             source = source_of(obj)
             st.caption(f"`{source.path}`, from line {source.first_line}")
             st.code(source.code, language="python", line_numbers=True)
+    st.divider()
+    image_flow_section()

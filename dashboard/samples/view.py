@@ -13,12 +13,14 @@ import numpy as np
 import streamlit as st
 import torch
 
-from dashboard.services.state import run_infos, run_model, test_images
+from dashboard.services.state import run_infos, run_model, test_images, test_labels
 from dashboard.train.view import DATASET_LABELS, model_label
 from dashboard.widgets import charts, images
 from flows import sampling
 from flows.data import make_toy
 from flows.data.toy import DEFAULT_NOISE
+from flows.image.models import grid_labels
+from flows.registry import get_family
 from flows.training import RunInfo, TrainConfig, export_model, runs
 from flows.training.export import CONFIG_FILE, MODEL_FILE
 
@@ -36,15 +38,41 @@ def _model(run_path: str, which: str):
     return model, config
 
 
+#: What temperature does, said honestly for each kind of model (measured on the trained runs of README).
+TEMPERATURE_NOTES = {
+    "image": "T < 1 draws latents nearer the prior's centre. For these multi-scale flows that gives cleaner "
+    "strokes on a dark background (Glow's samples are usually best near T = 0.7); T = 0 is the mode.",
+    "mlp": "T < 1 draws latents nearer the prior's centre. For an MLP flow on flattened pixels this mostly "
+    "greys the samples out rather than cleaning them: its latent does not separate stroke from noise.",
+    "toy": "T < 1 draws latents nearer the prior's centre: the points gather on the densest parts.",
+}
+
+#: The digit picker's choice that draws every class in turn, one per column.
+EVERY_CLASS = -1
+
+
 @st.cache_data(show_spinner=False, max_entries=32)
 def _samples(
-    run_path: str, which: str, modified: float, temperature: float, seed: int, count: int
+    run_path: str, which: str, modified: float, temperature: float, seed: int, count: int, digit: int
 ) -> np.ndarray:
     model, config = _model(run_path, which)
-    x = sampling.sample(model, count, temperature, seed)
+    labels, columns = None, None
+    if sampling.is_conditional(model):
+        labels = grid_labels(model, count) if digit == EVERY_CLASS else digit
+        columns = model.num_classes if digit == EVERY_CLASS else None
+    x = sampling.sample(model, count, temperature, seed, labels)
     if config.is_image:
-        return images.digit_grid(x.clamp(0, 1))
+        return images.digit_grid(x.clamp(0, 1), columns=columns)
     return images.density(x)
+
+
+def _classes(model, dataset: str, rows) -> torch.Tensor | None:
+    """The true classes of test images ``rows`` for a conditional model, None for the others."""
+    if not sampling.is_conditional(model):
+        return None
+    labels = test_labels(dataset)
+    assert labels is not None
+    return labels[rows]
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
@@ -55,7 +83,9 @@ def _interpolation(
     digits = test_images(config.dataset)
     assert digits is not None
     x = sampling.pixels_to_unit(digits[[first, second]])
-    path = sampling.interpolate(model, x[0], x[1], points)
+    classes = _classes(model, config.dataset, [first, second])
+    ends = None if classes is None else (int(classes[0]), int(classes[1]))
+    path = sampling.interpolate(model, x[0], x[1], points, ends).reshape(points, -1)
     strip = torch.cat([x[:1], path.clamp(0, 1), x[1:]])  # real A, decoded path, real B
     return images.digit_strip(strip, zoom=3)
 
@@ -69,8 +99,9 @@ def _round_trip(run_path: str, which: str, modified: float) -> dict[str, object]
         x = sampling.pixels_to_unit(digits[:ROUND_TRIP_DIGITS])
     else:
         x = make_toy(config.dataset, ROUND_TRIP_DIGITS, seed=1)
-    single = sampling.round_trip(model, x, torch.float32)
-    double = sampling.round_trip(model, x, torch.float64)
+    classes = _classes(model, config.dataset, slice(0, ROUND_TRIP_DIGITS)) if config.is_image else None
+    single = sampling.round_trip(model, x, torch.float32, classes)
+    double = sampling.round_trip(model, x, torch.float64, classes)
     shown = None
     if config.is_image:
         pairs = torch.stack([x[:8], single.rebuilt[:8].clamp(0, 1)])  # row 1: digits, row 2: F(F^-1(x))
@@ -89,7 +120,8 @@ def _per_sample_scores(run_path: str, which: str, modified: float, count: int) -
     if config.is_image:
         digits = test_images(config.dataset)
         assert digits is not None
-        return sampling.image_bits_per_dim(model, digits[-count:]).numpy()
+        classes = _classes(model, config.dataset, slice(len(digits) - count, None))
+        return sampling.image_bits_per_dim(model, digits[-count:], labels=classes).numpy()
     points = make_toy(config.dataset, count, seed=(config.seed + 1) % 2**63)
     return sampling.point_nll(model, points).numpy()
 
@@ -120,8 +152,8 @@ def choose_run(infos: list[RunInfo]) -> tuple[RunInfo, str]:
     config = info.config
     assert config is not None
     st.caption(
-        f"{model_label(config.model)} · {DATASET_LABELS[config.dataset]} · {config.blocks} blocks · hidden "
-        f"{', '.join(map(str, config.hidden))} · step {info.step:,}"
+        f"{model_label(config.model)} · {DATASET_LABELS[config.dataset]} · "
+        f"{get_family(config.model).summary(config)} · step {info.step:,}"
         + ("" if info.test_bits_per_dim is None else f" · test {info.test_bits_per_dim:.3f} bits/dim")
     )
     return info, which or info.checkpoints[0]
@@ -161,8 +193,11 @@ def _remember_run() -> None:
 def samples_section(
     path: str, which: str, modified: float, config: TrainConfig, real_available: bool
 ) -> None:
-    """Samples at a temperature, seed and count, beside real data."""
+    """Samples at a temperature, seed and count (and class, for a conditional flow), beside real data."""
     st.subheader("Samples")
+    family = get_family(config.model)
+    image_flow = family.image_shaped
+    conditional = config.conditional
     controls, left, right = st.columns([1, 1.6, 1.6], gap="large")
     with controls:
         temperature = st.slider(
@@ -175,9 +210,18 @@ def samples_section(
             help="scales the prior's spread: z = T·z₀",
         )
         seed = st.number_input("Seed", 0, 2**31 - 1, 0, key="samples_seed")
-        count = st.slider("Count", 4, 100, 36, key="samples_count")
-        st.caption("T < 1 draws latents nearer the prior's centre: cleaner, less varied samples.")
-    grid = _samples(path, which, modified, float(temperature), int(seed), int(count))
+        count = st.slider("Count", 4, 100, 40 if conditional else 36, key="samples_count")
+        digit = EVERY_CLASS
+        if conditional:
+            digit = st.selectbox(
+                "Digit",
+                [EVERY_CLASS, *range(10)],
+                format_func=lambda k: "each class, one per column" if k == EVERY_CLASS else f"only {k}s",
+                key="samples_digit",
+                help="a class-conditional flow draws from p(x | class): pick the class",
+            )
+        st.caption(TEMPERATURE_NOTES["image" if image_flow else "mlp" if config.is_image else "toy"])
+    grid = _samples(path, which, modified, float(temperature), int(seed), int(count), int(digit))
     with left:
         st.markdown("**Model samples**")
         st.image(grid, width="stretch")

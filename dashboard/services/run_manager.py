@@ -444,8 +444,11 @@ class _LiveSampler:
 
 
 def live_samples(model: torch.nn.Module, config: TrainConfig) -> Tensor:
-    """uint8 image of a training model's samples: a 4 x 4 grid of digits, or a 2D density for toys."""
+    """uint8 image of a training model's samples: a 4 x 4 grid of digits (two rows of the ten classes for
+    a conditional model), or a 2D density for toys."""
     count = LIVE_SAMPLE_COUNT if config.is_image else LIVE_TOY_POINTS
+    if config.conditional:
+        count = 2 * getattr(model, "num_classes", 10)
     return sample_image(model, config.is_image, count, columns=4, seed=LIVE_SAMPLE_SEED)
 
 

@@ -51,9 +51,20 @@ def run_manager() -> RunManager:
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
+def _test_split(folder: str, dataset: str) -> tuple[Tensor, Tensor]:
+    return load_mnist(folder, "test", dataset)
+
+
 def _test_images(folder: str, dataset: str) -> Tensor:
-    images, _ = load_mnist(folder, "test", dataset)
-    return images
+    return _test_split(folder, dataset)[0]
+
+
+def test_labels(dataset: str = "mnist") -> Tensor | None:
+    """The int64 classes ``[N]`` of :func:`test_images`, or None when not on disk."""
+    folder = image_data_dir(dataset)
+    if not split_present(folder, dataset, "test"):
+        return None
+    return _test_split(str(folder), dataset)[1]
 
 
 def test_images(dataset: str = "mnist") -> Tensor | None:

@@ -16,6 +16,7 @@ import streamlit as st
 
 from dashboard.services.run_manager import LIVE_STATES, RunManager, RunSnapshot, import_checkpoint
 from dashboard.services.state import run_curves, run_info, run_infos, run_manager
+from dashboard.train.image_options import image_options
 from dashboard.widgets import charts, images
 from flows import registry
 from flows.data.toy import TOY_DATASETS
@@ -88,34 +89,46 @@ def settings_panel(manager: RunManager) -> Settings:
         "Model", list(labels), format_func=labels.__getitem__, horizontal=True, key="train_model"
     )
     slots["model"] = st.empty()
+    family = registry.get_family(model)
+    image_values: dict[str, object] = {}
+    blocks, hidden_text, activation, prior = PRESET.blocks, ", ".join(map(str, PRESET.hidden)), None, None
+    if family.image_shaped:
+        image_values = image_options(family, slots)
+    else:
+        left, right = st.columns(2)
+        blocks = left.number_input(
+            "Blocks (f0 ∘ f1 pairs)",
+            1,
+            16,
+            PRESET.blocks,
+            key="train_blocks",
+            help=TrainConfig.help("blocks"),
+        )
+        slots["blocks"] = left.empty()
+        hidden_text = right.text_input(
+            "Hidden sizes",
+            ", ".join(map(str, PRESET.hidden)),
+            key="train_hidden",
+            help=TrainConfig.help("hidden"),
+        )
+        slots["hidden"] = right.empty()
+        activation = left.selectbox(
+            "Activation",
+            choices("activation"),
+            index=choices("activation").index(PRESET.activation),
+            key="train_activation",
+            help=TrainConfig.help("activation"),
+        )
+        slots["activation"] = left.empty()
+        prior = right.selectbox(
+            "Prior",
+            choices("prior"),
+            index=choices("prior").index(PRESET.prior),
+            key="train_prior",
+            help=TrainConfig.help("prior"),
+        )
+        slots["prior"] = right.empty()
     left, right = st.columns(2)
-    blocks = left.number_input(
-        "Blocks (f0 ∘ f1 pairs)", 1, 16, PRESET.blocks, key="train_blocks", help=TrainConfig.help("blocks")
-    )
-    slots["blocks"] = left.empty()
-    hidden_text = right.text_input(
-        "Hidden sizes",
-        ", ".join(map(str, PRESET.hidden)),
-        key="train_hidden",
-        help=TrainConfig.help("hidden"),
-    )
-    slots["hidden"] = right.empty()
-    activation = left.selectbox(
-        "Activation",
-        choices("activation"),
-        index=choices("activation").index(PRESET.activation),
-        key="train_activation",
-        help=TrainConfig.help("activation"),
-    )
-    slots["activation"] = left.empty()
-    prior = right.selectbox(
-        "Prior",
-        choices("prior"),
-        index=choices("prior").index(PRESET.prior),
-        key="train_prior",
-        help=TrainConfig.help("prior"),
-    )
-    slots["prior"] = right.empty()
     lr = left.number_input(
         "Learning rate",
         1e-6,
@@ -128,7 +141,12 @@ def settings_panel(manager: RunManager) -> Settings:
     )
     slots["lr"] = left.empty()
     batch_size = right.number_input(
-        "Batch size", 1, 4096, PRESET.batch_size, key="train_batch_size", help=TrainConfig.help("batch_size")
+        "Batch size",
+        1,
+        4096,
+        int(image_values.pop("batch_size", PRESET.batch_size)),
+        key="train_batch_size",
+        help=TrainConfig.help("batch_size"),
     )
     slots["batch_size"] = right.empty()
     steps = left.number_input(
@@ -196,8 +214,9 @@ def settings_panel(manager: RunManager) -> Settings:
             dataset=dataset,
             blocks=int(blocks),
             hidden=hidden,
-            activation=activation,
-            prior=prior,
+            activation=activation or PRESET.activation,
+            prior=prior or PRESET.prior,
+            **image_values,
             lr=float(lr),
             batch_size=int(batch_size),
             steps=int(steps),
@@ -501,9 +520,9 @@ def render_run(manager: RunManager, run_id: str) -> RunView | None:
     if view.config is not None:
         config = view.config
         description = (
-            f"{model_label(config.model)} · {DATASET_LABELS[config.dataset]} · {config.blocks} blocks · "
-            f"hidden {', '.join(map(str, config.hidden))} · {config.activation} · {config.prior} prior · "
-            f"lr {config.lr:g} · batch {config.batch_size}"
+            f"{model_label(config.model)} · {DATASET_LABELS[config.dataset]} · "
+            f"{registry.get_family(config.model).summary(config)} · lr {config.lr:g} · "
+            f"batch {config.batch_size}"
         )
     st.markdown(f"#### {view.run_id} {STATE_BADGES.get(view.state, view.state)}")
     st.caption(description)

@@ -23,9 +23,10 @@ def enlarge(image: Tensor | np.ndarray, zoom: int = DEFAULT_ZOOM) -> np.ndarray:
 
 
 def digit_grid(images: Tensor, columns: int | None = None, zoom: int = DEFAULT_ZOOM) -> np.ndarray:
-    """A uint8 grid of digits. ``images``: ``[N, 784]`` or ``[N, 28, 28]``, floats in [0, 1] or uint8."""
-    if images.dim() not in (2, 3) or images[0].numel() != 784:
-        raise ValueError(f"expected digits [N, 784] or [N, 28, 28], got {list(images.shape)}")
+    """A uint8 grid of digits. ``images``: ``[N, 784]``, ``[N, 28, 28]`` or ``[N, 1, 28, 28]``, floats in
+    [0, 1] or uint8."""
+    if images.dim() not in (2, 3, 4) or images[0].numel() != 784:
+        raise ValueError(f"expected digits [N, 784], [N, 28, 28] or [N, 1, 28, 28], got {list(images.shape)}")
     pixels = images.reshape(len(images), 28, 28)
     if pixels.dtype == torch.uint8:
         pixels = pixels.float() / 255
