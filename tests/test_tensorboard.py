@@ -108,7 +108,7 @@ def test_a_resumed_run_replaces_what_followed_its_checkpoint(tmp_path: Path) -> 
 
 
 def test_dashboard_runs_with_the_setting_write_events(tmp_path: Path) -> None:
-    from dashboard.run_manager import RunManager
+    from dashboard.services.run_manager import RunManager
 
     manager = RunManager(tmp_path / "runs", max_concurrent=1, threads=1)
     try:
