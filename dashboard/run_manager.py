@@ -262,6 +262,11 @@ class RunManager:
             self._runs[managed.run_id] = managed
             self._queue.append(managed.run_id)
             self._schedule()
+            if managed.run_id in self._queue:
+                # Waiting for a slot: status.json says so too, written under the lock, so before the
+                # thread that later trains the run writes "running".
+                step = (runs.read_status(managed.path) or {}).get("step", 0)
+                runs.write_status(managed.path, "queued", step=step, steps=managed.config.steps)
         return managed.run_id
 
     def set_max_concurrent(self, value: int) -> None:

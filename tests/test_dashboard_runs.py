@@ -108,7 +108,7 @@ def test_second_start_queues_with_its_position_and_starts_when_the_first_ends(ma
     third = manager.start(toy_config(steps=30))
     assert manager.snapshot(second).state == "queued" and manager.snapshot(second).queue_position == 1
     assert manager.snapshot(third).queue_position == 2
-    assert runs.read_status(manager.runs_root / second)["state"] == "created"
+    assert runs.read_status(manager.runs_root / second)["state"] == "queued"  # not "created"
     manager.stop(third)  # a queued run leaves the queue
     assert state_of(manager, third) == "stopped"
     manager.stop(first)

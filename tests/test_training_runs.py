@@ -88,13 +88,14 @@ def test_create_run_writes_config_and_status_and_is_listed(tmp_path: Path) -> No
     assert all(info.steps == 7 and info.state == "created" and info.step == 0 for info in listed)
 
 
-def test_a_running_status_of_a_dead_process_reads_interrupted(tmp_path: Path) -> None:
+@pytest.mark.parametrize("state", ["running", "queued"])
+def test_a_live_status_of_a_dead_process_reads_interrupted(tmp_path: Path, state: str) -> None:
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     run = runs.create_run(tmp_path, TrainConfig(dataset="moons"))
-    runs.write_status(run, "running", step=3)
+    runs.write_status(run, state, step=3)
     status = runs.read_status(run)
-    assert runs.effective_state(status) == "running"  # this process is alive
+    assert runs.effective_state(status) == state  # this process is alive
     status["pid"] = dead.pid
     assert runs.effective_state(status) == "interrupted"
 

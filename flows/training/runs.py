@@ -4,7 +4,7 @@ Layout of ``<root>/<run-id>/``::
 
     config.json          TrainConfig.to_dict()
     metrics.jsonl        one JSON object per line, flushed at once (see METRIC_KEYS)
-    status.json          {"state": "running" | "paused" | "stopped" | "done" | "failed", "pid", ...}
+    status.json          {"state": one of RUN_STATES, "pid", "host", "updated", "step", ...}
     samples.png          a grid of samples (images) or a 2D histogram of samples (toys), per evaluation
     checkpoints/last.pt  the latest state; best.pt the state with the lowest test loss
 
@@ -41,7 +41,7 @@ STATUS_FILE = "status.json"
 SAMPLES_FILE = "samples.png"
 CHECKPOINT_DIR = "checkpoints"
 CHECKPOINTS = ("last", "best")
-RUN_STATES = ("created", "running", "paused", "stopped", "done", "failed")
+RUN_STATES = ("created", "queued", "running", "paused", "stopped", "done", "failed")
 #: Permissions of the files written (mkstemp alone would make them private to the owner).
 FILE_MODE = 0o644
 RUNS_DIR_ENV = "FLOWLAB_RUNS_DIR"
@@ -208,12 +208,12 @@ def _process_alive(pid: int) -> bool:
 
 
 def effective_state(status: dict[str, Any] | None) -> str:
-    """The status's state, but "running"/"paused" of a process gone from this host reads "interrupted"."""
+    """The status's state, but a live state of a process gone from this host reads "interrupted"."""
     if not status:
         return "unknown"
     state = str(status.get("state", "unknown"))
     pid, host = status.get("pid"), status.get("host")
-    live_states = ("running", "paused")
+    live_states = ("queued", "running", "paused")
     if (
         state in live_states
         and host == socket.gethostname()
