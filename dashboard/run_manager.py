@@ -31,6 +31,7 @@ from torch import Tensor
 from flows.data.mnist import DATASETS as IDX_DATASETS
 from flows.data.mnist import default_data_dir, find_file
 from flows.training import NonFiniteLossError, TrainConfig, Trainer, build_model, runs
+from flows.training.trainer import check_memory
 
 #: Digits held out for testing when a machine holds only MNIST's 10,000 test digits (t10k files).
 HOLDOUT_DIGITS = 1000
@@ -218,6 +219,7 @@ class RunManager:
         (see :func:`plan_image_data`). ValueError (one line, naming the field) when it cannot train.
         """
         config = replace(config, num_threads=self.threads).validate()
+        check_memory(config)  # refuses, before any folder exists, a model that would exhaust the server
         if not config.is_image:
             return config, None
         plan = plan_image_data(config.dataset, config.data_dir or None)

@@ -86,7 +86,10 @@ else:
     except ValueError as error:
         activations_error.error(str(error), icon=":material/warning:")
     else:
-        mlp = build_mlp(sizes, activations)
+        try:
+            mlp = build_mlp(sizes, activations)
+        except ValueError as error:  # more weights than the memory limit allows
+            sizes_error.error(str(error), icon=":material/warning:")
 if mlp is None:
     st.info("Fix the field marked above to build the network; the forward pass waits for a valid spec.")
 

@@ -28,6 +28,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
+from .. import limits
 from ..bijection import Logit
 from ..data import bits_per_dim, dequantize, load_mnist, make_toy, random_batch
 from ..models import NICE, Flow, RealNVP
@@ -55,8 +56,39 @@ class NonFiniteLossError(RuntimeError):
 
 def build_model(config: TrainConfig) -> Flow:
     """The flow a config describes: NICE or RealNVP on ``[784]`` with :class:`Logit` last for images
-    (so densities are over [0, 1)^784), or on ``[2]`` without it for the 2D toys."""
+    (so densities are over [0, 1)^784), or on ``[2]`` without it for the 2D toys.
+
+    Raises :class:`flows.limits.MemoryLimitError` (a ValueError) before allocating anything when training
+    it would need more memory than :func:`flows.limits.memory_limit_bytes`.
+    """
     config.validate()
+    check_memory(config)
+    return _construct_model(config)
+
+
+def estimate_memory(config: TrainConfig) -> limits.MemoryEstimate:
+    """Memory of training ``config``'s model with its batch size, measured on the meta device."""
+    config.validate()
+
+    def loss(model: nn.Module) -> Tensor:
+        return -model.logProbability(torch.rand(config.batch_size, config.dims)).mean()
+
+    return limits.estimate_training_memory(lambda: _construct_model(config), loss)
+
+
+def check_memory(config: TrainConfig) -> limits.MemoryEstimate:
+    """The estimate of :func:`estimate_memory`; MemoryLimitError (one line) when it exceeds the limit."""
+    estimate = estimate_memory(config)
+    limits.check_fits(
+        estimate,
+        f"{config.model} with hidden {list(config.hidden)}, {config.blocks} blocks, batch "
+        f"{config.batch_size}",
+        "lower hidden sizes, blocks or batch size",
+    )
+    return estimate
+
+
+def _construct_model(config: TrainConfig) -> Flow:
     prior = PRIORS[config.prior]([config.dims])
     model_class = NICE if config.model == "nice" else RealNVP
     model = model_class(
