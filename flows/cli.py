@@ -14,6 +14,8 @@ checkpoints/last.pt (continue with --resume); 1 training failed (e.g. the loss k
 from __future__ import annotations
 
 import argparse
+import contextlib
+import re
 import signal
 import sys
 from collections.abc import Sequence
@@ -31,6 +33,7 @@ from flows.training.distributed import (
     resolve_device,
     shutdown_distributed,
 )
+from flows.training.trainer import check_memory
 
 EXIT_FINISHED, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 EXIT_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}  # 128 + signal number, the shell's convention
@@ -278,48 +281,137 @@ def _describe_eval(event: dict[str, Any]) -> str:
     return f"step {event['step']}: {text}{' (best)' if event.get('best') else ''}"
 
 
+ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def one_line(text: str, limit: int = 600) -> str:
+    """``text`` as one printable line: ANSI escapes removed, line breaks and runs of spaces collapsed."""
+    text = " ".join(ANSI_ESCAPE.sub("", str(text)).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _fail(message: str, code: int, show: bool) -> int:
     if show:
-        print(f"main.py: error: {message}", file=sys.stderr)
+        print(f"main.py: error: {one_line(message)}", file=sys.stderr)
     return code
 
 
+def _describe_os_error(error: OSError) -> str:
+    """``cannot write to /x/runs (Permission denied); ...`` for a file system error."""
+    where = f" {error.filename}" if error.filename else ""
+    return (
+        f"cannot use{where} ({error.strerror or error}); check the folder's permissions and free space, or "
+        "choose another folder with --runs-dir / --data-dir"
+    )
+
+
+class _Session:
+    """What the command has done so far, so an interruption or failure can leave the run folder right."""
+
+    def __init__(self) -> None:
+        self.run_dir: Path | None = None
+        self.trainer: Trainer | None = None
+        self.training = False
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Runs the command line; returns the exit code (see the module docstring)."""
+    """Runs the command line; returns the exit code (see the module docstring).
+
+    Every user error (bad flags, data, checkpoint, folder permissions) ends in one line on stderr and a
+    non-zero exit code, never a traceback; Ctrl-C at any moment too (130), leaving no run "created".
+    """
     argv = list(sys.argv[1:] if argv is None else argv)
     context = environment_context()
     show = context.is_main
+    session = _Session()
+    try:
+        return _main(argv, context, show, session)
+    except KeyboardInterrupt:  # before the handler is installed, or a second Ctrl-C while stopping
+        _mark_interrupted(session)
+        where = f"; continue with: python main.py --resume {session.run_dir}" if session.run_dir else ""
+        when = "while stopping" if session.training else "before training started"
+        return _fail(f"interrupted {when}{where}", EXIT_SIGNAL[signal.SIGINT], show)
+
+
+def _mark_interrupted(session: _Session) -> None:
+    if session.run_dir is None or not session.run_dir.is_dir():
+        return
+    step = session.trainer.step if session.trainer is not None else 0
+    with contextlib.suppress(OSError, ValueError):
+        runs.write_status(session.run_dir, "stopped", step=step, message="interrupted by Ctrl-C")
+
+
+def _main(argv: list[str], context: Any, show: bool, session: _Session) -> int:
     try:
         config, args = make_config(argv)
         device = resolve_device(config.device, context.local_rank)
         train_data, test_data = check_datasets(config, *load_datasets(config), context.world_size)
     except (ValueError, FileNotFoundError) as error:
         return _fail(str(error), EXIT_USAGE, show)
+    except OSError as error:  # e.g. a data folder without read permission
+        return _fail(_describe_os_error(error), EXIT_USAGE, show)
     init_distributed(device)
     tune_malloc()  # a training process: keep freed buffers for the next step (bench/NOTES.md)
     try:
-        return _train(config, args, train_data, test_data, show)
-    finally:
-        shutdown_distributed()
-
-
-def _train(config: TrainConfig, args: argparse.Namespace, train_data: Any, test_data: Any, show: bool) -> int:
-    if args.resume is not None:
-        run_dir = Path(args.resume)
-        trainer = Trainer.from_run(run_dir, _resume_overrides(config, run_dir), train_data, test_data)
+        try:
+            trainer, run_dir = _start(config, args, train_data, test_data, show, session)
+        except (ValueError, FileNotFoundError) as error:
+            return _fail(str(error), EXIT_USAGE, show)
+        except OSError as error:
+            return _fail(_describe_os_error(error), EXIT_USAGE, show)
         if trainer.step >= config.steps:
             if show:
                 print(
                     f"{run_dir} already reached step {trainer.step}; pass --steps N > {trainer.step} to go on"
                 )
             return EXIT_FINISHED
+        try:
+            return _train(trainer, run_dir, config, args, show, session)
+        except OSError as error:  # e.g. the disk filled up while training
+            with contextlib.suppress(OSError, ValueError):
+                trainer.set_status("failed", message=_describe_os_error(error))
+            return _fail(_describe_os_error(error), EXIT_FAILED, show)
+    finally:
+        shutdown_distributed()
+
+
+def _start(
+    config: TrainConfig,
+    args: argparse.Namespace,
+    train_data: Any,
+    test_data: Any,
+    show: bool,
+    session: _Session,
+) -> tuple[Trainer, Path | None]:
+    """The trainer of a resumed or new run, with its folder checked writable before any step."""
+    if args.resume is not None:
+        run_dir: Path | None = Path(args.resume)
+        trainer = Trainer.from_run(run_dir, _resume_overrides(config, run_dir), train_data, test_data)
     else:
+        runs.new_run_id(config, args.run_name)  # a bad --run-name fails before any folder exists
+        check_memory(config)
         run_dir = runs.create_run(args.runs_dir, config, args.run_name) if show else None
+        session.run_dir = run_dir  # from here an interruption marks the new run "stopped"
         trainer = Trainer(config, run_dir, train_data, test_data)
+    session.trainer = trainer
+    if run_dir is not None and show:
+        runs.check_writable(run_dir)  # a read-only checkpoints/ fails now, not after training
+    return trainer, run_dir
+
+
+def _train(
+    trainer: Trainer,
+    run_dir: Path | None,
+    config: TrainConfig,
+    args: argparse.Namespace,
+    show: bool,
+    session: _Session,
+) -> int:
     if show:
         print(f"run folder: {run_dir}\n{_describe_start(trainer)}")
     stop = StopRequest()
     stop.install()
+    session.training, session.run_dir = True, run_dir
     progress = Progress(config.steps, trainer.step, show and not args.no_progress)
     try:
         history = trainer.run(on_event=progress, should_stop=stop)

@@ -214,7 +214,7 @@ def test_wrong_or_corrupt_checkpoints_get_clear_messages(tmp_path: Path) -> None
     state["config"]["hidden"] = [9]  # the weights no longer fit the config
     mismatched = io.BytesIO()
     torch.save(state, mismatched)
-    with pytest.raises(ValueError, match="do not fit its config"):
+    with pytest.raises(ValueError, match="does not fit its config"):
         read_checkpoint_bytes(mismatched.getvalue())
 
 

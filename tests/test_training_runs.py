@@ -106,7 +106,7 @@ def test_checkpoints_load_only_plain_data(tmp_path: Path) -> None:
     loaded = runs.load_checkpoint(tmp_path / "ok.pt")
     assert loaded["step"] == 3 and torch.equal(loaded["model"]["w"], torch.ones(2))
     torch.save({"step": 1, "model": {}, "payload": Path("x")}, tmp_path / "evil.pt")  # an arbitrary object
-    with pytest.raises(ValueError, match="not a readable Flow Lab checkpoint"):
+    with pytest.raises(ValueError, match="not a readable PyTorch checkpoint: it holds Python objects"):
         runs.load_checkpoint(tmp_path / "evil.pt")
     with pytest.raises(FileNotFoundError):
         runs.load_checkpoint(tmp_path / "missing.pt")

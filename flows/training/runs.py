@@ -33,6 +33,7 @@ import torch
 from torch import Tensor
 
 from ..models import Flow
+from .checkpoints import check_state, read_checkpoint_file
 from .config import TrainConfig
 
 CONFIG_FILE = "config.json"
@@ -156,6 +157,16 @@ def create_run(root: str | Path, config: TrainConfig, name: str | None = None) -
         write_status(path, "created", step=0, steps=config.steps)
         return path
     raise RuntimeError(f"could not create a new run folder in {root}")
+
+
+def check_writable(run_path: str | Path) -> None:
+    """Raises the OSError of writing into the run folder or its checkpoints/ (e.g. read-only), if any."""
+    run_path = Path(run_path)
+    for folder in (run_path, run_path / CHECKPOINT_DIR):
+        folder.mkdir(exist_ok=True)
+        descriptor, name = tempfile.mkstemp(dir=folder, prefix=".write-test.", suffix=".tmp")
+        os.close(descriptor)
+        os.unlink(name)
 
 
 def remove_stale_temp_files(run_path: str | Path) -> list[Path]:
@@ -290,16 +301,22 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Loads a checkpoint with ``weights_only=True`` (tensors and plain containers only)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} not found")
-    try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as error:  # torch raises several types for a damaged or foreign file
-        raise ValueError(f"{path} is not a readable Flow Lab checkpoint ({error})") from error
-    if not isinstance(state, dict) or "model" not in state or "step" not in state:
-        raise ValueError(f"{path} is not a Flow Lab checkpoint (no model state and step)")
+    state = read_checkpoint_file(path)  # one line in our words for an empty, foreign or damaged file
+    if "model" not in state or "step" not in state:
+        raise ValueError(f"checkpoint {path} is not a Flow Lab checkpoint (no model state and step)")
+    if map_location != "cpu":
+        state = _to_device(state, torch.device(map_location))
     return state
+
+
+def _to_device(value: Any, device: torch.device) -> Any:
+    if isinstance(value, Tensor):
+        return value.to(device)
+    if isinstance(value, dict):
+        return {key: _to_device(item, device) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_to_device(item, device) for item in value)
+    return value
 
 
 def load_run_model(
@@ -309,7 +326,9 @@ def load_run_model(
     from .trainer import build_model  # the trainer imports this module
 
     config = read_config(run_path)
-    state = load_checkpoint(checkpoint_path(run_path, which), map_location)
+    path = checkpoint_path(run_path, which)
+    state = load_checkpoint(path)
+    check_state(state, config, name=f"checkpoint {path}")
     model = build_model(config)
     model.load_state_dict(state["model"])
     return model.to(map_location).eval(), config

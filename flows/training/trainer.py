@@ -35,6 +35,7 @@ from ..models import NICE, Flow, RealNVP
 from ..priors import PRIORS
 from ..speed import bf16_status
 from . import runs
+from .checkpoints import check_state
 from .config import IMAGE_DIMS, TOY_DIMS, TOY_TEST_POINTS, TrainConfig
 from .distributed import all_reduce_mean, all_reduce_sum, any_process, current_context, resolve_device
 
@@ -289,7 +290,9 @@ class Trainer:
         trainer = cls(config, run_dir, train_data, test_data)
         last = runs.checkpoint_path(run_dir, "last")
         if last.is_file():
-            trainer.load_state_dict(runs.load_checkpoint(last))
+            state = runs.load_checkpoint(last)
+            check_state(state, config, resume=True, name=f"checkpoint {last}")  # nothing half-loads
+            trainer.load_state_dict(state)
         if trainer.run_dir is not None:
             runs.remove_stale_temp_files(run_dir)
             runs.truncate_metrics(run_dir, trainer.step)
