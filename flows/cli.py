@@ -1,4 +1,4 @@
-"""Train NICE or RealNVP from the terminal, by the seed's recipe (``main.py`` runs :func:`main`).
+"""Train a flow from the terminal, by the seed's recipe (``main.py`` runs :func:`main`).
 
     python main.py --model realnvp --dataset mnist --steps 20000
     python main.py --dataset fashion-mnist --data-dir /usr/share/datasets/fashion-mnist --steps 200
@@ -19,36 +19,38 @@ import re
 import signal
 import sys
 from collections.abc import Sequence
-from dataclasses import fields, replace
 from pathlib import Path
 from types import FrameType
 from typing import Any, NoReturn
 
 from flows.speed import bf16_status, tune_malloc
-from flows.training import NonFiniteLossError, TrainConfig, Trainer, check_datasets, load_datasets, runs
-from flows.training.config import DATASETS, MODELS, SCHEDULES, SPLIT_CHOICES
+from flows.training import (
+    DoneEvent,
+    EvalEvent,
+    Event,
+    NanEvent,
+    NonFiniteLossError,
+    RunLogger,
+    StepEvent,
+    TrainConfig,
+    Trainer,
+    check_datasets,
+    load_datasets,
+    plan_data,
+    runs,
+)
 from flows.training.distributed import (
     environment_context,
     init_distributed,
     resolve_device,
     shutdown_distributed,
 )
-from flows.training.trainer import check_memory
+from flows.training.events import Listener
+from flows.training.factory import check_memory
+from flows.training.flags import add_config_flags, config_values
 
 EXIT_FINISHED, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 EXIT_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}  # 128 + signal number, the shell's convention
-#: Config fields a resumed run may change; the others would break the exact continuation.
-RESUMABLE_FIELDS = (
-    "steps",
-    "device",
-    "num_threads",
-    "eval_every",
-    "eval_batch_size",
-    "checkpoint_every",
-    "log_every",
-    "sample_count",
-    "data_dir",
-)
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -58,101 +60,19 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def _widths(text: str) -> list[int]:
-    """Parses "256,256" (or one "256" of "--hidden 256 256") into layer widths."""
-    try:
-        return [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"hidden widths must be integers such as 256,256; got {text!r}"
-        ) from None
-
-
-def _optional_float(text: str) -> float | None:
-    return None if text.lower() in ("none", "default") else float(text)
-
-
-# (flag, config field, argparse keyword arguments); the default of each comes from TrainConfig.
-CONFIG_FLAGS: list[tuple[str, str, dict[str, Any]]] = [
-    ("--model", "model", {"help": f"flow to train: {', '.join(MODELS)}"}),
-    ("--dataset", "dataset", {"help": f"data: {', '.join(DATASETS)}"}),
-    (
-        "--data-dir",
-        "data_dir",
-        {
-            "help": "folder of the IDX files (default: %(default)r, meaning $FLOWLAB_DATA_DIR or data/mnist "
-            "for mnist, $FLOWLAB_FASHION_MNIST_DIR or data/fashion-mnist for fashion-mnist)"
-        },
-    ),
-    (
-        "--holdout",
-        "holdout",
-        {"type": int, "help": "0: train split / test split; N > 0: use only the test split, last N held out"},
-    ),
-    ("--toy-points", "toy_points", {"type": int, "help": "2D toys: number of training points"}),
-    ("--toy-noise", "toy_noise", {"type": _optional_float, "help": "2D toys: jitter std (None: the toy's)"}),
-    ("--blocks", "blocks", {"type": int, "help": "blocks K of F = f0 o f1 (2K coupling layers)"}),
-    (
-        "--hidden",
-        "hidden",
-        {"type": _widths, "nargs": "+", "help": "hidden widths of each conditioner MLP: 256 256 or 256,256"},
-    ),
-    ("--activation", "activation", {"help": "hidden activation: relu, tanh, elu, softplus, ..."}),
-    ("--prior", "prior", {"help": "latent distribution: gaussian or logistic"}),
-    ("--split", "split", {"help": f"coupling halves: {', '.join(SPLIT_CHOICES)}"}),
-    ("--logit-alpha", "logit_alpha", {"type": float, "help": "images: alpha of the final logit layer"}),
-    ("--batch-size", "batch_size", {"type": int, "help": "global batch (split across torchrun processes)"}),
-    ("--steps", "steps", {"type": int, "help": "optimizer steps in total"}),
-    ("--lr", "lr", {"type": float, "help": "peak learning rate (AdamW)"}),
-    ("--warmup-steps", "warmup_steps", {"type": int, "help": "linear learning-rate warmup steps"}),
-    ("--schedule", "schedule", {"help": f"learning rate after warmup: {', '.join(SCHEDULES)}"}),
-    ("--min-lr-fraction", "min_lr_fraction", {"type": float, "help": "final lr as a fraction of --lr"}),
-    ("--weight-decay", "weight_decay", {"type": float, "help": "AdamW decoupled weight decay"}),
-    ("--adam-beta2", "adam_beta2", {"type": float, "help": "AdamW's second-moment decay (default 0.999)"}),
-    ("--grad-clip", "grad_clip", {"type": float, "help": "max global gradient norm (0: no clipping)"}),
-    ("--seed", "seed", {"type": int, "help": "seed of weights, batch order and dequantization noise"}),
-    ("--device", "device", {"help": "auto, cpu, cuda or cuda:N"}),
-    (
-        "--amp",
-        "amp",
-        {
-            "action": "store_true",
-            "help": "bfloat16 autocast for training, CUDA and CPU (log-dets and loss stay float32); "
-            f"{bf16_status('cpu')[1]}",
-        },
-    ),
-    (
-        "--threads",
-        "num_threads",
-        {"type": int, "metavar": "N", "help": "torch.set_num_threads (0: torch's default)"},
-    ),
-    ("--eval-every", "eval_every", {"type": int, "help": "steps between test evaluations (0: at the end)"}),
-    ("--eval-batch-size", "eval_batch_size", {"type": int, "help": "batch size of the evaluation"}),
-    ("--checkpoint-every", "checkpoint_every", {"type": int, "help": "steps between checkpoints/last.pt"}),
-    ("--log-every", "log_every", {"type": int, "help": "steps between metrics.jsonl lines"}),
-    ("--sample-count", "sample_count", {"type": int, "help": "digits in samples.png"}),
-    ("--nan-lr-factor", "nan_lr_factor", {"type": float, "help": "lr multiplier after a NaN/inf loss"}),
-    ("--nan-retries", "nan_retries", {"type": int, "help": "NaN/inf losses tolerated before stopping"}),
-]
-
-
 def build_parser(suppress_defaults: bool = False) -> argparse.ArgumentParser:
     """The command line; with ``suppress_defaults`` only the flags actually given appear in the result."""
     parser = OneLineParser(
         prog="main.py",
-        description="Train NICE or RealNVP on MNIST, Fashion-MNIST or a 2D toy (loss = -mean logProbability "
-        "of a random batch). Writes runs/<run-id>/. Under torchrun, trains with DistributedDataParallel.",
+        description="Train a flow (a family of flows.registry, see --model) on MNIST, Fashion-MNIST or a "
+        "2D toy (loss = -mean logProbability of a random batch). Writes runs/<run-id>/. Under torchrun, "
+        "trains with DistributedDataParallel.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         argument_default=argparse.SUPPRESS if suppress_defaults else None,
         epilog="Exit codes: 0 finished, 130 Ctrl-C / 143 SIGTERM (checkpoint written; --resume continues), "
         "1 training failed, 2 invalid flags.",
     )
-    defaults = TrainConfig()
-    for flag, name, options in CONFIG_FLAGS:
-        default = getattr(defaults, name)
-        if not suppress_defaults:
-            options = {**options, "default": default}
-        parser.add_argument(flag, dest=name, **options)
+    add_config_flags(parser, suppress_defaults, extra_help={"amp": bf16_status("cpu")[1]})
     run_options: dict[str, Any] = {} if suppress_defaults else {"default": None}
     parser.add_argument(
         "--runs-dir",
@@ -166,7 +86,7 @@ def build_parser(suppress_defaults: bool = False) -> argparse.ArgumentParser:
         "--resume",
         metavar="RUN_DIR",
         help="continue runs/<run-id> from checkpoints/last.pt exactly; of the flags above only "
-        + ", ".join(flag for flag, name, _ in CONFIG_FLAGS if name in RESUMABLE_FIELDS)
+        + ", ".join(TrainConfig.flag(name) for name in TrainConfig.resumable_fields())
         + " may differ from the run's",
         **run_options,
     )
@@ -179,38 +99,20 @@ def build_parser(suppress_defaults: bool = False) -> argparse.ArgumentParser:
     return parser
 
 
-def _config_values(namespace: argparse.Namespace) -> dict[str, Any]:
-    """The TrainConfig fields present in ``namespace``, hidden flattened to one list."""
-    names = {f.name for f in fields(TrainConfig)}
-    values = {name: value for name, value in vars(namespace).items() if name in names}
-    if "hidden" in values:  # "--hidden 256,256 128" gives [[256, 256], [128]]
-        values["hidden"] = [
-            w for group in values["hidden"] for w in (group if isinstance(group, list) else [group])
-        ]
-    return values
-
-
 def make_config(argv: Sequence[str]) -> tuple[TrainConfig, argparse.Namespace]:
-    """Parses flags into a validated TrainConfig (the saved one, when resuming); ValueError if invalid."""
+    """Parses flags into a validated TrainConfig (the saved one, when resuming); ValueError if invalid.
+
+    A new image run reads its data where :func:`flows.training.plan_data` finds it, as the dashboard
+    does (Debian's Fashion-MNIST, the automatic holdout when only the test split is on disk).
+    """
     args = build_parser().parse_args(argv)
-    given = _config_values(build_parser(suppress_defaults=True).parse_args(argv))
+    given = config_values(build_parser(suppress_defaults=True).parse_args(argv))
     if args.resume is None:
-        return TrainConfig(**_config_values(args)).validate(), args
+        config, _ = plan_data(TrainConfig(**config_values(args)).validate())
+        return config, args
     if args.run_name is not None:
         raise ValueError("--run-name names a new run; it cannot be combined with --resume")
-    config = runs.read_config(args.resume)
-    frozen = {
-        name
-        for name, value in given.items()
-        if name not in RESUMABLE_FIELDS and value != getattr(config, name)
-    }
-    if frozen:
-        flags = ", ".join(flag for flag, name, _ in CONFIG_FLAGS if name in frozen)
-        raise ValueError(
-            f"{flags} cannot change when resuming (the run would no longer continue exactly); "
-            "start a new run instead"
-        )
-    return replace(config, **given).validate(), args
+    return runs.read_config(args.resume).resumed(given, describe=TrainConfig.flag), args
 
 
 class StopRequest:
@@ -249,23 +151,22 @@ class Progress:
         self.enabled = enabled
         self.images_per_sec: float | None = None
 
-    def __call__(self, event: dict[str, Any]) -> None:
-        kind = event["kind"]
-        if kind == "step":
-            rate = event["images_per_sec"]
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, StepEvent):
+            rate = event.images_per_sec
             self.images_per_sec = (
                 rate if self.images_per_sec is None else 0.9 * self.images_per_sec + 0.1 * rate
             )
-            postfix = {"loss": f"{event['loss']:.1f}"}
-            if event["bits_per_dim"] is not None:
-                postfix["bits/dim"] = f"{event['bits_per_dim']:.3f}"
+            postfix = {"loss": f"{event.loss:.1f}"}
+            if event.bits_per_dim is not None:
+                postfix["bits/dim"] = f"{event.bits_per_dim:.3f}"
             postfix["img/s"] = f"{self.images_per_sec:.0f}"
             self.bar.set_postfix(postfix, refresh=False)
-            self.bar.update(event["step"] - self.bar.n)
-        elif kind == "eval":
+            self.bar.update(event.step - self.bar.n)
+        elif isinstance(event, EvalEvent):
             self.write(_describe_eval(event))
-        elif kind == "nan":
-            self.write(f"warning: {event['message']}")
+        elif isinstance(event, NanEvent):
+            self.write(f"warning: {event.message}")
 
     def write(self, text: str) -> None:
         if self.enabled:
@@ -275,10 +176,10 @@ class Progress:
         self.bar.close()
 
 
-def _describe_eval(event: dict[str, Any]) -> str:
-    value = event["test_bits_per_dim"]
-    text = f"test bits/dim {value:.4f}" if value is not None else f"test loss {event['test_loss']:.4f} nats"
-    return f"step {event['step']}: {text}{' (best)' if event.get('best') else ''}"
+def _describe_eval(event: EvalEvent) -> str:
+    value = event.test_bits_per_dim
+    text = f"test bits/dim {value:.4f}" if value is not None else f"test loss {event.test_loss:.4f} nats"
+    return f"step {event.step}: {text}{' (best)' if event.best else ''}"
 
 
 ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
@@ -297,7 +198,7 @@ def _fail(message: str, code: int, show: bool) -> int:
 
 
 def _describe_os_error(error: OSError) -> str:
-    """``cannot write to /x/runs (Permission denied); ...`` for a file system error."""
+    """``cannot use /x/runs (Permission denied); ...`` for a file system error."""
     where = f" {error.filename}" if error.filename else ""
     return (
         f"cannot use{where} ({error.strerror or error}); check the folder's permissions and free space, or "
@@ -309,7 +210,7 @@ class _Session:
     """What the command has done so far, so an interruption or failure can leave the run folder right."""
 
     def __init__(self) -> None:
-        self.run_dir: Path | None = None
+        self.run_dir: Path | None = None  # set once a new run's folder exists, or a resumed run trains
         self.trainer: Trainer | None = None
         self.training = False
 
@@ -325,7 +226,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     show = context.is_main
     session = _Session()
     try:
-        return _main(argv, context, show, session)
+        return _main(argv, context.local_rank, context.world_size, show, session)
     except KeyboardInterrupt:  # before the handler is installed, or a second Ctrl-C while stopping
         _mark_interrupted(session)
         where = f"; continue with: python main.py --resume {session.run_dir}" if session.run_dir else ""
@@ -341,11 +242,11 @@ def _mark_interrupted(session: _Session) -> None:
         runs.write_status(session.run_dir, "stopped", step=step, message="interrupted by Ctrl-C")
 
 
-def _main(argv: list[str], context: Any, show: bool, session: _Session) -> int:
+def _main(argv: list[str], local_rank: int, world_size: int, show: bool, session: _Session) -> int:
     try:
         config, args = make_config(argv)
-        device = resolve_device(config.device, context.local_rank)
-        train_data, test_data = check_datasets(config, *load_datasets(config), context.world_size)
+        device = resolve_device(config.device, local_rank)
+        train_data, test_data = check_datasets(config, *load_datasets(config), world_size)
     except (ValueError, FileNotFoundError) as error:
         return _fail(str(error), EXIT_USAGE, show)
     except OSError as error:  # e.g. a data folder without read permission
@@ -368,8 +269,9 @@ def _main(argv: list[str], context: Any, show: bool, session: _Session) -> int:
         try:
             return _train(trainer, run_dir, config, args, show, session)
         except OSError as error:  # e.g. the disk filled up while training
-            with contextlib.suppress(OSError, ValueError):
-                trainer.set_status("failed", message=_describe_os_error(error))
+            if run_dir is not None:
+                with contextlib.suppress(OSError, ValueError):
+                    runs.write_status(run_dir, "failed", step=trainer.step, message=_describe_os_error(error))
             return _fail(_describe_os_error(error), EXIT_FAILED, show)
     finally:
         shutdown_distributed()
@@ -392,7 +294,7 @@ def _start(
         check_memory(config)
         run_dir = runs.create_run(args.runs_dir, config, args.run_name) if show else None
         session.run_dir = run_dir  # from here an interruption marks the new run "stopped"
-        trainer = Trainer(config, run_dir, train_data, test_data)
+        trainer = Trainer(config, train_data, test_data)
     session.trainer = trainer
     if run_dir is not None and show:
         runs.check_writable(run_dir)  # a read-only checkpoints/ fails now, not after training
@@ -413,8 +315,11 @@ def _train(
     stop.install()
     session.training, session.run_dir = True, run_dir
     progress = Progress(config.steps, trainer.step, show and not args.no_progress)
+    listeners: list[Listener] = [progress]
+    if show:  # rank 0 writes the run folder
+        listeners.insert(0, RunLogger(run_dir, trainer))
     try:
-        history = trainer.run(on_event=progress, should_stop=stop)
+        history = trainer.run(on_event=listeners, should_stop=stop)
     except NonFiniteLossError as error:
         progress.close()
         return _fail(str(error), EXIT_FAILED, show)
@@ -422,10 +327,11 @@ def _train(
         progress.close()
         stop.uninstall()
     done = history[-1]
+    assert isinstance(done, DoneEvent)
     if show:
-        best = done["best_test_bits_per_dim"]
+        best = done.best_test_bits_per_dim
         best_text = "" if best is None else f"; best test bits/dim {best:.4f}"
-        if done["reason"] == "stopped":
+        if done.reason == "stopped":
             name = signal.Signals(stop.signal).name if stop.signal else "a stop request"
             print(
                 f"stopped by {name} at step {trainer.step}{best_text}; checkpoint written, "
@@ -435,7 +341,7 @@ def _train(
             print(
                 f"finished {trainer.step} steps in {trainer.elapsed:.0f} s{best_text}; run folder: {run_dir}"
             )
-    if done["reason"] == "stopped":
+    if done.reason == "stopped":
         return EXIT_SIGNAL.get(stop.signal, EXIT_FINISHED) if stop.signal else EXIT_FINISHED
     return EXIT_FINISHED
 
@@ -458,7 +364,7 @@ def _resume_overrides(config: TrainConfig, run_dir: Path) -> dict[str, Any]:
     saved = runs.read_config(run_dir)
     return {
         name: getattr(config, name)
-        for name in RESUMABLE_FIELDS
+        for name in TrainConfig.resumable_fields()
         if getattr(config, name) != getattr(saved, name)
     }
 

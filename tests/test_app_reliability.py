@@ -10,9 +10,10 @@ import torch
 from streamlit.testing.v1 import AppTest
 
 from flows import limits
-from flows.training import TrainConfig, Trainer, runs
+from flows.training import TrainConfig, runs
 
 from .browser import REPO
+from .conftest import train_in_folder
 
 APP = str(REPO / "streamlit_app.py")
 TIMEOUT_S = 60
@@ -36,7 +37,7 @@ def page(path: str) -> AppTest:
 def good_state(tmp_path_factory: pytest.TempPathFactory) -> dict:
     config = TrainConfig(dataset="moons", hidden=[8], blocks=2, batch_size=16, steps=3, toy_points=64)
     source = runs.create_run(tmp_path_factory.mktemp("elsewhere"), config, name="source")
-    Trainer(config, source).run()
+    train_in_folder(config, source)
     return runs.load_checkpoint(runs.checkpoint_path(source, "last"))
 
 

@@ -9,7 +9,7 @@ import torch
 
 from flows import MLP, limits
 from flows.training import TrainConfig, build_model
-from flows.training.trainer import estimate_memory
+from flows.training.factory import estimate_memory
 
 
 @pytest.fixture(autouse=True)

@@ -162,7 +162,7 @@ def test_trainer_amp_says_when_the_cpu_lacks_native_bf16(monkeypatch: pytest.Mon
         trainer = Trainer(_toy_trainer_config(amp=True))
     assert trainer.amp_status == "no native bfloat16 here"
     history = trainer.run()  # bf16 autocast still trains (emulated), the loss in float32
-    assert all(math.isfinite(event["loss"]) for event in history if event["kind"] == "step")
+    assert all(math.isfinite(event.loss) for event in history if event.kind == "step")
 
 
 def test_trainer_amp_on_native_hardware_does_not_warn(monkeypatch: pytest.MonkeyPatch) -> None:

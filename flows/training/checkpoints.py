@@ -19,6 +19,7 @@ import torch
 from torch import Tensor
 
 from .config import TrainConfig
+from .factory import build_model
 
 ZIP_MAGIC = b"PK\x03\x04"
 PICKLE_PROTOCOL_2_PLUS = b"\x80"
@@ -89,8 +90,6 @@ def read_checkpoint_file(path: str | Path) -> dict[str, Any]:
 
 def expected_shapes(config: TrainConfig) -> dict[str, tuple[int, ...]]:
     """The name and shape of every entry of the state dict of ``config``'s model, built on meta."""
-    from .trainer import build_model  # the trainer imports runs, which imports this module
-
     with torch.device("meta"):
         model = build_model(config)
     return {key: tuple(value.shape) for key, value in model.state_dict().items()}
@@ -152,8 +151,6 @@ def _problem(state: dict[str, Any], config: TrainConfig, resume: bool) -> str | 
 
 
 def _parameter_names(config: TrainConfig) -> list[str]:
-    from .trainer import build_model
-
     with torch.device("meta"):
         model = build_model(config)
     return [name for name, _ in model.named_parameters()]
