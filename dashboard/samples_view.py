@@ -9,6 +9,7 @@ import numpy as np
 import streamlit as st
 import torch
 
+from dashboard.text import plain
 from flows.data import make_toy
 from flows.data.toy import DEFAULT_NOISE
 from flows.training import RunInfo, TrainConfig, runs
@@ -264,7 +265,9 @@ def samples_page() -> None:
     try:
         _model(path, which)
     except (OSError, ValueError, RuntimeError) as error:
-        st.error(f"Cannot load {Path(checkpoint).name} of {info.run_id}: {error}", icon=":material/error:")
+        st.error(
+            plain(f"Cannot load {Path(checkpoint).name} of {info.run_id}: {error}"), icon=":material/error:"
+        )
         return
     available = not config.is_image or test_images(config.dataset) is not None
     samples_section(path, which, modified, config, available)
