@@ -187,28 +187,36 @@ def test_classroom_mode_lets_visitors_watch_and_only_the_teacher_act(
     runs_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv(access.TOKEN_ENV, "s3cret")
-    app = page("pages/train.py")
-    _toy_settings(app)
-    assert _start_button(app).disabled
-    assert not app.get("file_uploader")  # no upload for visitors
+    visitor = page("pages/train.py")
+    _toy_settings(visitor)  # valid settings: only the mode keeps Start disabled
+    assert _start_button(visitor).disabled
+    assert not visitor.get("file_uploader")  # no upload for visitors
+    assert any("only the teacher" in c.value for c in visitor.caption)
     assert not runs_dir.exists() or not any(runs_dir.iterdir())
 
     home = page("pages/home.py")
     assert next(b for b in home.button if b.key == "home_download").disabled
     assert home.text_input(key="home_download_mirror").disabled
 
-    app.sidebar.text_input(key="access_token").set_value("wrong")
-    app.sidebar.button[0].click().run()
-    assert any("not the teacher's token" in e.value for e in app.sidebar.error)
-    assert _start_button(app).disabled
+    assert not access.sign_in("wrong") and not access.sign_in("s3cre") and not access.can_control()
+    assert access.sign_in(" s3cret ") and access.can_control()
 
-    app.sidebar.text_input(key="access_token").set_value("s3cret")
-    app.sidebar.button[0].click().run()
-    assert not _start_button(app).disabled and app.get("file_uploader")
-    _start_button(app).click().run()
-    assert not app.exception
+    teacher = AppTest.from_file(APP, default_timeout=TIMEOUT_S)
+    teacher.session_state[access.TEACHER_KEY] = True  # what the sidebar's token form sets
+    teacher.switch_page("pages/train.py")
+    teacher.run()
+    _toy_settings(teacher)
+    assert not _start_button(teacher).disabled and teacher.get("file_uploader")
+    _start_button(teacher).click().run()
+    assert not teacher.exception
     (run,) = runs_dir.iterdir()
-    next(b for b in app.button if b.key == f"stop-{run.name}").click().run()
+    next(b for b in teacher.button if b.key == f"stop-{run.name}").click().run()
+
+
+def test_without_a_token_every_session_controls_everything(runs_dir: Path) -> None:
+    assert not access.classroom_mode() and access.can_control()
+    app = page("pages/train.py")
+    assert app.get("file_uploader") and not any("only the teacher" in c.value for c in app.caption)
 
 
 def test_one_session_may_queue_only_so_many_runs(runs_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
