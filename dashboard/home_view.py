@@ -230,7 +230,9 @@ def render_mnist_status() -> MnistStatus:
             icon=":material/info:",
         )
     else:
-        st.warning(f"MNIST is not in {plain(status.data_dir)} yet.", icon=":material/inbox:")
+        st.warning(
+            f"MNIST is not in `{status.data_dir}` yet.", icon=":material/inbox:"
+        )  # the server's own path
 
     left, right = st.columns([3, 2])
     choice = left.radio("What to download", list(SPLIT_CHOICES), key="home_download_split", horizontal=True)
@@ -282,9 +284,7 @@ def render_mnist_status() -> MnistStatus:
             return mnist_status()
         bar.progress(1.0, text="Done: every file verified against the official checksum.")
         status = mnist_status()
-        st.success(
-            f"MNIST downloaded to {plain(status.data_dir)} and verified.", icon=":material/check_circle:"
-        )
+        st.success(f"MNIST downloaded to `{status.data_dir}` and verified.", icon=":material/check_circle:")
         return status
     with st.expander("No network? Offline instructions"):
         st.markdown(offline_instructions(status.data_dir))

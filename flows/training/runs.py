@@ -142,7 +142,11 @@ def remove_stale_temp_files(run_path: str | Path) -> list[Path]:
 def read_config(run_path: str | Path) -> TrainConfig:
     """The validated TrainConfig saved in ``run_path/config.json``."""
     path = Path(run_path) / CONFIG_FILE
-    if not path.is_file():
+    try:
+        found = path.is_file()
+    except OSError:  # e.g. a name longer than the file system allows
+        found = False
+    if not found:
         raise FileNotFoundError(f"{path} not found; is {run_path} a run folder (runs/<run-id>)?")
     try:
         return TrainConfig.from_dict(read_json(path)).validate()
