@@ -93,7 +93,7 @@ def estimate_training_memory(
     try:
         with torch.device("meta"):
             module = build()
-    except (RuntimeError, OverflowError) as error:
+    except (RuntimeError, OverflowError, TypeError, ValueError) as error:  # sizes beyond int64
         raise MemoryLimitError(
             f"the model is too large to build ({str(error).splitlines()[0][:120]})"
         ) from None

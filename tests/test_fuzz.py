@@ -203,12 +203,13 @@ def test_cli_flags(pairs: list[tuple[str, str]]) -> None:
     argv = ["--dataset", "moons"] + [part for pair in pairs for part in pair]
 
     def parse(argv: list[str]) -> None:
+        """What main.py does with the flags before any work: its errors are printed through one_line."""
         try:
             cli.make_config(argv)
         except SystemExit as exit_:  # argparse's own one-line usage error
             if exit_.code != cli.EXIT_USAGE:
                 raise
-        except FileNotFoundError as error:  # --resume of a folder that is not a run: one line too
-            raise ValueError(str(error)) from None
+        except (ValueError, OSError) as error:  # e.g. --resume of a folder that is not a run
+            raise ValueError(cli.one_line(str(error))) from None
 
     ends_cleanly("command-line flags", parse, argv)

@@ -30,6 +30,7 @@ import torch
 from .. import infra
 from ..infra import atomic_file, atomic_write_bytes
 from ..models import Flow
+from ..paths import work_root
 from .checkpoints import check_state, read_checkpoint_file
 from .config import TrainConfig
 from .events import CheckpointEvent, DoneEvent, EvalEvent, Event, FailEvent, NanEvent, StartEvent, StepEvent
@@ -44,7 +45,6 @@ CHECKPOINT_DIR = "checkpoints"
 CHECKPOINTS = ("last", "best")
 RUN_STATES = ("created", "queued", "running", "paused", "stopped", "done", "failed")
 RUNS_DIR_ENV = "FLOWLAB_RUNS_DIR"
-REPO_ROOT = Path(__file__).resolve().parents[2]
 #: Keys present in every metrics line; a value is null where it does not apply to that line's kind.
 #: Seconds between two status.json updates while training.
 STATUS_INTERVAL_S = 2.0
@@ -52,8 +52,9 @@ METRIC_KEYS = ("kind", "step", "loss", "train_bits_per_dim", "test_bits_per_dim"
 
 
 def default_runs_dir() -> Path:
-    """Where ``main.py`` and the dashboard keep runs: ``$FLOWLAB_RUNS_DIR``, else ``runs/`` in the repo."""
-    return Path(os.environ.get(RUNS_DIR_ENV) or REPO_ROOT / "runs")
+    """Where ``main.py`` and the dashboard keep runs: ``$FLOWLAB_RUNS_DIR``, else ``runs/`` in the repo
+    (in the current folder for a pip-installed Flow Lab, see :func:`flows.paths.work_root`)."""
+    return Path(os.environ.get(RUNS_DIR_ENV) or work_root() / "runs")
 
 
 # --- JSON ---------------------------------------------------------------------------------------------
