@@ -93,9 +93,9 @@ def estimate_training_memory(
     try:
         with torch.device("meta"):
             module = build()
-    except (RuntimeError, OverflowError, TypeError, ValueError) as error:  # sizes beyond int64
+    except (RuntimeError, OverflowError, TypeError, ValueError):  # sizes beyond int64
         raise MemoryLimitError(
-            f"the model is too large to build ({str(error).splitlines()[0][:120]})"
+            "the model is too large to build: one of its sizes exceeds 64-bit counts"
         ) from None
     parameters = sum(p.numel() for p in module.parameters())
     bytes_per_value = max((p.element_size() for p in module.parameters()), default=4)
