@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from dashboard.model_view import parse_activations, parse_layer_sizes
@@ -174,6 +174,7 @@ def test_model_page_mlp_spec(sizes: str, activations: str) -> None:
 
 @FUZZ
 @given(sizes_text)
+@example("9223372036854775808")  # 2**63: found by fuzzing (torch's TypeError)
 def test_hidden_sizes_field(text: str) -> None:
     def parse(text: str) -> None:
         hidden = parse_widths(text)
@@ -199,6 +200,8 @@ flag_value = st.one_of(number_text, st.text(max_size=10), st.sampled_from(["moon
 
 @FUZZ
 @given(st.lists(st.tuples(st.sampled_from(FLAGS), flag_value), max_size=5))
+@example([("--resume", "\n")])  # found by fuzzing: a two-line message
+@example([("--resume", "9" * 300)])  # found by fuzzing: OSError, file name too long
 def test_cli_flags(pairs: list[tuple[str, str]]) -> None:
     argv = ["--dataset", "moons"] + [part for pair in pairs for part in pair]
 
