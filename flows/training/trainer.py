@@ -33,6 +33,7 @@ from torch.nn.parallel import DistributedDataParallel
 from ..data import bits_per_dim, dequantize, random_batch
 from ..speed import bf16_status
 from . import runs
+from .checkpoints import check_state
 from .config import IMAGE_DIMS, TrainConfig
 from .distributed import all_reduce_mean, all_reduce_sum, any_process, current_context, resolve_device
 from .events import (
@@ -46,7 +47,14 @@ from .events import (
     StartEvent,
     StepEvent,
 )
-from .factory import NegativeLogLikelihood, build_model, check_datasets, load_datasets, make_optimizer
+from .factory import (
+    NegativeLogLikelihood,
+    build_model,
+    check_datasets,
+    load_datasets,
+    load_labels,
+    make_optimizer,
+)
 
 #: Seed of the dequantization noise used by every evaluation, so test numbers compare across evaluations.
 EVAL_NOISE_SEED = 1234
@@ -83,6 +91,8 @@ class Trainer:
         config: TrainConfig,
         train_data: Tensor | None = None,
         test_data: Tensor | None = None,
+        train_labels: Tensor | None = None,
+        test_labels: Tensor | None = None,
     ) -> None:
         self.config = config.validate()
         self.context = current_context()
@@ -94,6 +104,7 @@ class Trainer:
             native, self.amp_status = bf16_status(self.device)
             if not native:
                 warnings.warn(f"amp (bfloat16 autocast): {self.amp_status}", UserWarning, stacklevel=2)
+        given_data = train_data is not None or test_data is not None
         if train_data is None or test_data is None:
             loaded_train, loaded_test = load_datasets(config)
             train_data = loaded_train if train_data is None else train_data
@@ -101,6 +112,7 @@ class Trainer:
         self.train_data, self.test_data = check_datasets(
             config, train_data, test_data, self.context.world_size
         )
+        self.train_labels, self.test_labels = self._labels(train_labels, test_labels, given_data)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)
             self.model = build_model(config).to(self.device)
@@ -115,6 +127,7 @@ class Trainer:
         self.nan_count = 0
         self.best_test_loss: float | None = None
         self.batch_hook: Callable[[int, Tensor], Tensor] | None = None
+        self.batch_labels: Tensor | None = None  # the labels of the last next_batch (conditional runs)
         self._elapsed_before = 0.0  # seconds trained in earlier sessions of this run
         self._clock_start: float | None = None
         self._snapshot = self._take_snapshot()
@@ -129,6 +142,8 @@ class Trainer:
         overrides: dict[str, Any] | None = None,
         train_data: Tensor | None = None,
         test_data: Tensor | None = None,
+        train_labels: Tensor | None = None,
+        test_labels: Tensor | None = None,
     ) -> Trainer:
         """Resumes a run from its config.json and checkpoints/last.pt (from step 0 if it has none yet).
 
@@ -139,10 +154,12 @@ class Trainer:
         config = runs.read_config(run_dir)
         if overrides:
             config = config.resumed(overrides)
-        trainer = cls(config, train_data, test_data)
+        trainer = cls(config, train_data, test_data, train_labels, test_labels)
         last = runs.checkpoint_path(run_dir, "last")
         if last.is_file():
-            trainer.load_state_dict(runs.load_checkpoint(last))
+            state = runs.load_checkpoint(last)
+            check_state(state, config, resume=True, name=f"checkpoint {last}")  # nothing half-loads
+            trainer.load_state_dict(state)
         return trainer
 
     # --- state ----------------------------------------------------------------------------------------
@@ -230,14 +247,48 @@ class Trainer:
             return None
         return float(bits_per_dim(torch.tensor(-loss, dtype=torch.float64), IMAGE_DIMS))
 
+    def _labels(
+        self, train_labels: Tensor | None, test_labels: Tensor | None, given_data: bool
+    ) -> tuple[Tensor | None, Tensor | None]:
+        """The class labels of a conditional run (loaded with the data unless the data were given)."""
+        if not self.config.conditional:
+            return None, None
+        if train_labels is None or test_labels is None:
+            if given_data:
+                raise ValueError(
+                    "a conditional model needs the class of every image: pass train_labels and test_labels "
+                    "with train_data and test_data"
+                )
+            train_labels, test_labels = load_labels(self.config)
+        checked = []
+        for name, labels, data in (
+            ("train", train_labels, self.train_data),
+            ("test", test_labels, self.test_data),
+        ):
+            if not isinstance(labels, Tensor) or labels.shape != (len(data),) or labels.is_floating_point():
+                got = list(labels.shape) if isinstance(labels, Tensor) else type(labels).__name__
+                raise ValueError(f"{name}_labels must be [{len(data)}] integer class indices, got {got}")
+            checked.append(labels.to(torch.int64).cpu())
+        return checked[0], checked[1]
+
     def next_batch(self) -> Tensor:
-        """This process's slice of the next global random batch, dequantized, on the device."""
+        """This process's slice of the next global random batch, dequantized, on the device, in the
+        model's sample shape; the batch's labels (conditional runs) are left in ``batch_labels``."""
         config, context = self.config, self.context
-        rows = random_batch(self.train_data, config.batch_size, self.data_generator)
+        if self.train_labels is None:
+            rows, labels = random_batch(self.train_data, config.batch_size, self.data_generator), None
+        else:  # the same draws as random_batch, keeping the labels of the rows drawn
+            indices = torch.randint(len(self.train_data), (config.batch_size,), generator=self.data_generator)
+            rows, labels = self.train_data[indices], self.train_labels[indices]
         batch = dequantize(rows, self.data_generator) if config.is_image else rows
         per_process = config.batch_size // context.world_size
-        batch = batch[context.rank * per_process : (context.rank + 1) * per_process]
-        return batch.to(self.device, non_blocking=True)
+        mine = slice(context.rank * per_process, (context.rank + 1) * per_process)
+        self.batch_labels = None if labels is None else labels[mine].to(self.device)
+        return self._to_model(batch[mine])
+
+    def _to_model(self, rows: Tensor) -> Tensor:
+        """Flat rows ``[B, n]`` -> ``[B, *model.shape]`` on the device."""
+        return rows.reshape(len(rows), *self.model.shape).to(self.device, non_blocking=True)
 
     def train_step(self) -> StepEvent | NanEvent:
         """One optimizer step on a random batch: a :class:`StepEvent`, or a :class:`NanEvent` when a
@@ -254,7 +305,7 @@ class Trainer:
             group["lr"] = lr
         self.optimizer.zero_grad(set_to_none=True)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=config.amp):
-            negative_log_prob = self._loss_module(batch)  # [batch]
+            negative_log_prob = self._loss_module(batch, self.batch_labels)  # [batch]
         loss = negative_log_prob.float().mean()
         loss.backward()
         grad_norm = self._clip_gradients(config.grad_clip)
@@ -335,7 +386,11 @@ class Trainer:
             x = dequantize(rows, generator) if config.is_image else rows  # noise drawn by every process
             if index % context.world_size != context.rank:
                 continue
-            log_prob = self.model.logProbability(x.to(self.device))
+            if self.test_labels is None:
+                log_prob = self.model.logProbability(self._to_model(x))
+            else:  # log p(x | its class)
+                labels = self.test_labels[start : start + config.eval_batch_size].to(self.device)
+                log_prob = self.model.logProbability(self._to_model(x), labels)
             total += log_prob.double().sum()
             count += len(x)
         test_loss = -float(all_reduce_sum(total) / all_reduce_sum(count))
