@@ -28,6 +28,18 @@ def fashion_mnist_dir() -> Path:
     return FASHION_MNIST
 
 
+@pytest.fixture(scope="session")
+def judge_cache(mnist_dir, tmp_path_factory):
+    """The MNIST sample judge, trained once per session (about 25 s) into a temporary cache folder:
+    ``(judge, cache folder, the progress messages of its training)``."""
+    from flows.evaluation import load_judge
+
+    cache = tmp_path_factory.mktemp("judge")
+    messages: list[str] = []
+    judge = load_judge("mnist", mnist_dir, cache, on_progress=messages.append)
+    return judge, cache, messages
+
+
 @pytest.fixture(autouse=True)
 def _seed_and_threads() -> None:
     """Every test starts from the same random state."""
