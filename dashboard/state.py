@@ -19,6 +19,7 @@ import torch
 from torch import Tensor
 
 from flows.data import load_mnist
+from flows.evaluation import Judge, judge_cached, load_judge
 from flows.models import Flow
 from flows.training import RunInfo, TrainConfig, runs
 
@@ -68,6 +69,24 @@ def test_images(dataset: str = "mnist") -> Tensor | None:
     if not idx_split_present(folder, dataset, "test"):
         return None
     return _test_images(str(folder), dataset)
+
+
+@st.cache_resource(show_spinner=False, max_entries=2)
+def _judge(dataset: str, folder: str) -> Judge:
+    return load_judge(dataset, folder)
+
+
+def judge(dataset: str = "mnist") -> Judge | None:
+    """The sample judge of an image dataset (trained on first use, then cached), None without its data."""
+    folder = image_data_dir(dataset)
+    if not idx_split_present(folder, dataset, "test"):
+        return None
+    return _judge(dataset, str(folder))
+
+
+def judge_ready(dataset: str = "mnist") -> bool:
+    """True when the judge of ``dataset`` loads quickly (it is on disk or in this process)."""
+    return judge_cached(dataset, image_data_dir(dataset))
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)

@@ -84,3 +84,11 @@ def test_frechet_distance_of_a_scaled_and_shifted_set() -> None:
     expected = float(mean_gap.square().sum() + 0.25 * torch.trace(torch.cov(a.T)))
     assert math.isclose(frechet_distance(a, b), expected, rel_tol=1e-6)
     assert frechet_distance(a, a) < 1e-6
+
+
+def test_judge_cached_says_whether_loading_is_quick(judge_cache, mnist_dir, tmp_path) -> None:
+    from flows.evaluation import judge_cached
+
+    _, cache, _ = judge_cache
+    assert judge_cached("mnist", mnist_dir, cache)
+    assert not judge_cached("mnist", mnist_dir, tmp_path)

@@ -1,5 +1,21 @@
 """Evaluation beyond bits/dim: a small classifier that judges whether samples look like the data."""
 
-from .judge import RECOGNISED_PROBABILITY, Classifier, Judge, SampleScore, frechet_distance, load_judge
+from .judge import (
+    RECOGNISED_PROBABILITY,
+    Classifier,
+    Judge,
+    SampleScore,
+    frechet_distance,
+    judge_cached,
+    load_judge,
+)
 
-__all__ = ["RECOGNISED_PROBABILITY", "Classifier", "Judge", "SampleScore", "frechet_distance", "load_judge"]
+__all__ = [
+    "RECOGNISED_PROBABILITY",
+    "Classifier",
+    "Judge",
+    "SampleScore",
+    "frechet_distance",
+    "judge_cached",
+    "load_judge",
+]

@@ -287,6 +287,20 @@ def _read_cache(cache_dir: Path, dataset: str, expected: dict) -> tuple[Classifi
     return classifier, info
 
 
+def judge_cached(
+    dataset: str, data_dir: str | Path | None = None, cache_dir: str | Path | None = None
+) -> bool:
+    """True when a classifier of this version for ``dataset`` is in the cache (so loading is quick)."""
+    data_dir = Path(data_dir) if data_dir is not None else default_data_dir(dataset)
+    cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir(data_dir)
+    weights_path, info_path = _cache_paths(cache_dir, dataset)
+    try:
+        info = json.loads(info_path.read_text())
+    except (OSError, ValueError):
+        return False
+    return weights_path.is_file() and info.get("version") == JUDGE_VERSION and info.get("dataset") == dataset
+
+
 def load_judge(
     dataset: str = "mnist",
     data_dir: str | Path | None = None,
