@@ -54,15 +54,15 @@ def train_once(data_dir: Path, steps: int, amp: bool, seed: int, device: str, th
     start = time.perf_counter()
     history = trainer.run()
     seconds = time.perf_counter() - start
-    rates = [event["images_per_sec"] for event in history if event["kind"] == "step"][10:]
-    final = [event for event in history if event["kind"] == "eval"][-1]
+    rates = [event.images_per_sec for event in history if event.kind == "step"][10:]
+    final = [event for event in history if event.kind == "eval"][-1]
     return {
         "amp": amp,
         "seed": seed,
         "steps": trainer.step,
         "seconds": seconds,
         "images_per_sec": statistics.median(rates) if rates else None,
-        "bits_per_dim": final["test_bits_per_dim"],
+        "bits_per_dim": final.test_bits_per_dim,
         "amp_status": trainer.amp_status,
     }
 

@@ -310,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
 
     from flows.evaluation import load_judge
-    from flows.training.runs import image_grid, write_png
+    from flows.training.images import image_grid, write_png
 
     folders = {"mnist": find_data_dir(args.data_dir), "fashion-mnist": args.fashion_dir}
     started = dt.datetime.now(dt.timezone.utc)
@@ -398,7 +398,7 @@ def _load_average() -> tuple[float, ...]:
 
 
 def _append(path: Path, section: str) -> None:
-    from flows.training.runs import atomic_write_bytes
+    from flows.infra import atomic_write_bytes
 
     existing = path.read_text() if path.exists() else RESULTS_HEADER
     atomic_write_bytes(path, (existing.rstrip("\n") + "\n\n" + section.rstrip("\n") + "\n").encode())

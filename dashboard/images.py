@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from flows.training import runs
+from flows.training.images import density_image, image_grid
 
 #: Screen pixels per image pixel by default: 28 x 28 digits stay sharp on a projector.
 DEFAULT_ZOOM = 4
@@ -30,7 +30,7 @@ def digit_grid(images: Tensor, columns: int | None = None, zoom: int = DEFAULT_Z
     if pixels.dtype == torch.uint8:
         pixels = pixels.float() / 255
     columns = columns or math.ceil(math.sqrt(len(pixels)))
-    return enlarge(runs.image_grid(pixels, columns=columns), zoom)
+    return enlarge(image_grid(pixels, columns=columns), zoom)
 
 
 def digit_strip(images: Tensor, zoom: int = DEFAULT_ZOOM) -> np.ndarray:
@@ -40,4 +40,4 @@ def digit_strip(images: Tensor, zoom: int = DEFAULT_ZOOM) -> np.ndarray:
 
 def density(points: Tensor, size: int = 256, extent: float = 4.0) -> np.ndarray:
     """A 2D histogram image of ``[N, 2]`` points over [-extent, extent]^2 (bright = dense), y up."""
-    return runs.density_image(points, size=size, extent=extent).cpu().numpy()
+    return density_image(points, size=size, extent=extent).cpu().numpy()

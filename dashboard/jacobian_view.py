@@ -13,7 +13,7 @@ import streamlit as st
 import torch
 from torch import Tensor
 
-from flows import NICE, Coupling, Dense, Flow, Gaussian, Logit, RealNVP, Scaling
+from flows import Coupling, Dense, Flow, Gaussian, Logit, Scaling, registry
 from flows.data import dequantize
 from flows.jacobian import check_log_dets, coupling_jacobian_xy
 from flows.training import TrainConfig, build_model
@@ -37,7 +37,7 @@ class ModelSource:
     to check.
     """
 
-    kind: str = "realnvp"  # "realnvp" or "nice" (fresh models)
+    kind: str = "realnvp"  # a flow family of flows.registry (fresh models)
     dims: int = MNIST_DIMS  # 784: MNIST-shaped, checkerboard split, Logit last; else a small even n
     blocks: int = 2
     hidden: int = 64
@@ -52,7 +52,7 @@ class ModelSource:
         if self.run_path:
             return f"run {self.run_path.rstrip('/').rsplit('/', 1)[-1]} ({self.which}.pt)"
         shape = "MNIST-shaped, n = 784" if self.dims == MNIST_DIMS else f"n = {self.dims}"
-        return f"fresh {self.kind.upper() if self.kind == 'nice' else 'RealNVP'} ({shape})"
+        return f"fresh {registry.get_family(self.kind).title} ({shape})"
 
 
 @dataclass(frozen=True)
@@ -81,8 +81,7 @@ def randomise_last_layers_(model: Flow, seed: int) -> Flow:
 
 def build_fresh_model(source: ModelSource) -> Flow:
     """The fresh flow ``source`` describes; MNIST-shaped ones are built as the trainer builds them."""
-    if source.kind not in ("realnvp", "nice"):
-        raise ValueError(f"kind must be 'realnvp' or 'nice', got {source.kind!r}")
+    family = registry.get_family(source.kind)
     if source.dims < 2 or source.dims % 2:
         raise ValueError(f"a coupling needs an even number of dimensions, got n = {source.dims}")
     with torch.random.fork_rng():
@@ -93,8 +92,7 @@ def build_fresh_model(source: ModelSource) -> Flow:
             )
             model = build_model(config)
         else:
-            flow_class = NICE if source.kind == "nice" else RealNVP
-            model = flow_class(Gaussian([source.dims]), hidden=[source.hidden], blocks=source.blocks)
+            model = family.build(Gaussian([source.dims]), hidden=[source.hidden], blocks=source.blocks)
     if not source.identity:
         randomise_last_layers_(model, source.seed)
     return model.eval()

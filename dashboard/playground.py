@@ -19,14 +19,14 @@ import numpy as np
 import streamlit as st
 import torch
 
-from flows import Flow
+from flows import Flow, registry
 from flows.nn import ACTIVATIONS
 
 from . import playground_data as data
 from . import playground_figures as figures
 from . import playground_views as views
 from .playground_export import ExportPanels, panels_png
-from .playground_run import MODEL_NAMES, FlowSettings, History, PlaygroundRun, Race, one_thread
+from .playground_run import FlowSettings, History, PlaygroundRun, Race, model_names, one_thread
 
 #: Seconds between two chart refreshes while training.
 REFRESH_SECONDS = 0.5
@@ -368,12 +368,11 @@ def _model_controls() -> None:
     st.markdown("#### 2 · Model")
     st.radio(
         "Flow",
-        list(MODEL_NAMES),
-        format_func=MODEL_NAMES.get,
+        list(model_names()),
+        format_func=model_names().get,
         horizontal=True,
         key="pg_model",
-        help="RealNVP: affine couplings, y ← exp(s(x))·y + t(x), can stretch and squeeze. "
-        "NICE: additive couplings, y ← y + t(x), keep areas; one final scaling.",
+        help=" ".join(f"{family.title}: {family.description}." for family in registry.families("toy")),
     )
     st.slider("Blocks K (2K couplings)", 1, 8, DEFAULTS.blocks, key="pg_blocks")
     st.selectbox(
@@ -449,7 +448,7 @@ def _control_bar(run: PlaygroundRun | None) -> None:
         settings = run.settings
         hidden = ", ".join(map(str, settings.hidden))
         st.caption(
-            f"**{MODEL_NAMES[settings.model]}** · {settings.blocks} blocks "
+            f"**{model_names()[settings.model]}** · {settings.blocks} blocks "
             f"({2 * settings.blocks} couplings) · "
             f"hidden [{hidden}] · {settings.activation} · {settings.prior} prior · lr {settings.lr:g} · "
             f"batch {min(settings.batch_size, len(run.train_points))}"
@@ -660,11 +659,11 @@ def _race_view(state: st.runtime.state.SessionStateProxy, run: PlaygroundRun, ta
     histories = {}
     for column, (name, racer) in zip(panels, race.runs.items(), strict=True):
         model, history, _ = racer.snapshot()
-        histories[MODEL_NAMES[name]] = (history.steps, history.losses)
+        histories[model_names()[name]] = (history.steps, history.losses)
         with one_thread():
             log_density = views.density_grid(model, data.CANVAS, 70)
         nll = race.final_nll.get(name)
-        title = MODEL_NAMES[name]
+        title = model_names()[name]
         heading = f"{title}: held-out NLL {nll:.3f} nats" if nll is not None else f"{title}: training…"
         figure = figures.density_figure(log_density, racer.train_points.numpy(), data.CANVAS, heading)
         column.plotly_chart(figure, theme=None, key=f"pg_fig_race_{name}")
@@ -701,7 +700,7 @@ def _export_view(run: PlaygroundRun, target: Target) -> None:
                 gaussian_nll=target.gaussian_nll,
                 entropy=target.entropy,
                 caption=(
-                    f"Flow Lab playground · {target.name} · {MODEL_NAMES[settings.model]}, "
+                    f"Flow Lab playground · {target.name} · {model_names()[settings.model]}, "
                     f"{settings.blocks} blocks, hidden {list(settings.hidden)} · step {len(history.steps):,}"
                 ),
             )

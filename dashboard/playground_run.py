@@ -26,10 +26,15 @@ from dataclasses import dataclass, field, replace
 import torch
 from torch import Tensor
 
-from flows import Flow
-from flows.training import TrainConfig, Trainer
+from flows import Flow, registry
+from flows.training import NanEvent, TrainConfig, Trainer
 
-MODEL_NAMES = {"realnvp": "RealNVP", "nice": "NICE"}
+
+def model_names() -> dict[str, str]:
+    """The flow families the playground offers (those that suit 2D points), name -> title."""
+    return {family.name: family.title for family in registry.families("toy")}
+
+
 #: The playground's runs never end on their own; Pause stops them.
 ENDLESS_STEPS = 10**9
 #: Size of the fixed latent sample drawn as "model samples".
@@ -82,43 +87,47 @@ def _standard_sample(prior: str, n: int, seed: int) -> Tensor:
     return torch.randn(n, 2, generator=generator)
 
 
+#: The playground's training settings: the library's config with a constant lr, no files and no warmup;
+#: sin conditioners (8 blocks of 64), AdamW beta2 0.99 and clip 5 wrap the spiral within a minute.
+PRESET = replace(
+    TrainConfig(),
+    dataset="moons",  # any 2D toy: the playground's own points replace its data
+    blocks=8,
+    hidden=[64],
+    activation="sin",
+    lr=7e-4,
+    batch_size=256,
+    grad_clip=5.0,
+    adam_beta2=0.99,
+    steps=ENDLESS_STEPS,
+    warmup_steps=0,
+    schedule="constant",
+    device="cpu",
+    eval_every=0,
+    checkpoint_every=0,
+)
+
+
 @dataclass(frozen=True)
 class FlowSettings:
-    """The model and optimiser a playground run trains; the data are passed separately."""
+    """The widget-facing (hashable) part of :data:`PRESET` a playground run trains with."""
 
-    model: str = "realnvp"  # "realnvp" (affine couplings) or "nice" (additive couplings + scaling)
-    blocks: int = 8  # blocks K of F = f0 o f1, so 2K couplings
-    hidden: tuple[int, ...] = (64,)  # hidden widths of each conditioner MLP
-    activation: str = "sin"  # a name from flows.nn.ACTIVATIONS
-    prior: str = "gaussian"  # "gaussian" or "logistic"
-    lr: float = 7e-4  # AdamW's learning rate (constant; halved by the trainer after a non-finite loss)
-    batch_size: int = 256  # points per optimizer step
-    seed: int = 0  # initial weights and batch order
-    grad_clip: float = 5.0  # global gradient-norm limit
-    adam_beta2: float = 0.99  # AdamW's second-moment decay: fewer loss spikes than 0.999 with sin nets
+    model: str = PRESET.model  # a flow family of flows.registry that suits 2D points
+    blocks: int = PRESET.blocks
+    hidden: tuple[int, ...] = tuple(PRESET.hidden)
+    activation: str = PRESET.activation
+    prior: str = PRESET.prior
+    lr: float = PRESET.lr  # constant; lowered by the trainer after a non-finite loss
+    batch_size: int = PRESET.batch_size
+    seed: int = PRESET.seed
+    grad_clip: float = PRESET.grad_clip
+    adam_beta2: float = PRESET.adam_beta2
 
     def train_config(self, points: int) -> TrainConfig:
-        """The trainer's config for ``points`` training points: constant lr, no files, no warmup."""
-        return TrainConfig(
-            model=self.model,
-            blocks=self.blocks,
-            hidden=list(self.hidden),
-            activation=self.activation,
-            prior=self.prior,
-            dataset="moons",  # any 2D toy: train_data replaces its points
-            toy_points=points,
-            batch_size=min(self.batch_size, points),
-            steps=ENDLESS_STEPS,
-            lr=self.lr,
-            grad_clip=self.grad_clip,
-            adam_beta2=self.adam_beta2,
-            warmup_steps=0,
-            schedule="constant",
-            seed=self.seed,
-            device="cpu",
-            eval_every=0,
-            checkpoint_every=0,
-        ).validate()
+        """The trainer's config for ``points`` training points: :data:`PRESET` with these settings."""
+        settings = {name: getattr(self, name) for name in self.__dataclass_fields__}
+        settings.update(hidden=list(self.hidden), batch_size=min(self.batch_size, points), toy_points=points)
+        return replace(PRESET, **settings).validate()
 
 
 @dataclass
@@ -245,16 +254,16 @@ class PlaygroundRun:
             started = time.perf_counter()
             record = self.trainer.train_step()
             self.training_seconds += time.perf_counter() - started
-            loss = float(record["loss"])
-            if record.get("kind") == "nan":
-                self.notice = record.get("message", f"non-finite loss {loss}: step rejected")
+            loss = float(record.loss)
+            if isinstance(record, NanEvent):
+                self.notice = record.message
                 if self.trainer.nan_count > self.trainer.config.nan_retries:
                     self.diverged = (
                         f"training diverged: the loss was not finite {self.trainer.nan_count} times. "
                         "Lower the learning rate and press Reset."
                     )
                 return loss
-            self.history.steps.append(int(record["step"]))
+            self.history.steps.append(record.step)
             self.history.losses.append(loss)
             self.history.seconds.append(self.training_seconds)
             return loss

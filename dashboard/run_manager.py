@@ -28,12 +28,23 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from flows.data.mnist import DATASETS as IDX_DATASETS
-from flows.data.mnist import default_data_dir, find_file
-from flows.training import NonFiniteLossError, TrainConfig, Trainer, build_model, runs
+from flows.training import (
+    ConfigError,
+    DoneEvent,
+    EvalEvent,
+    Event,
+    NanEvent,
+    NonFiniteLossError,
+    RunLogger,
+    StepEvent,
+    TrainConfig,
+    Trainer,
+    build_model,
+    plan_data,
+    runs,
+)
+from flows.training.images import sample_image
 
-#: Digits held out for testing when a machine holds only MNIST's 10,000 test digits (t10k files).
-HOLDOUT_DIGITS = 1000
 #: Seconds between two fresh sample grids drawn by a training thread.
 SAMPLE_INTERVAL_S = 2.0
 #: Samples in the live grid of a training image run.
@@ -51,9 +62,6 @@ SHUTDOWN_WAIT_S = 10.0
 LIVE_STATES = ("queued", "running", "pausing", "paused", "stopping")
 FINAL_STATES = ("done", "stopped", "failed")
 
-#: Serialises the global-RNG juggling of torch.random.fork_rng between threads (sampling only).
-RNG_LOCK = threading.Lock()
-
 
 def default_max_concurrent() -> int:
     """Runs allowed to train at once: one per CUDA device, or 1 on a CPU machine."""
@@ -64,66 +72,6 @@ def training_threads(cpu_count: int | None = None) -> int:
     """Torch threads for training: all cores but one (at least one), so the server keeps a core."""
     cores = cpu_count if cpu_count is not None else (os.cpu_count() or 1)
     return max(1, cores - 1)
-
-
-def idx_split_present(data_dir: str | Path, dataset: str, split: str) -> bool:
-    """True when both IDX files of ``split`` (images and labels) are in ``data_dir``, gzipped or not."""
-    files = IDX_DATASETS[dataset].files_for(split)
-    return all(find_file(Path(data_dir), f.name) is not None for f in files)
-
-
-#: Folders where Linux distributions install datasets (Debian's dataset-fashion-mnist); tried second.
-SYSTEM_DATA_DIRS = {"fashion-mnist": Path("/usr/share/datasets/fashion-mnist")}
-
-
-def image_data_dir(dataset: str) -> Path:
-    """Where the dashboard reads ``dataset``: its default folder (``flows.data.default_data_dir``), or
-    the system's copy (e.g. Debian's Fashion-MNIST) when only that one holds the files."""
-    folder = default_data_dir(dataset)
-    system = SYSTEM_DATA_DIRS.get(dataset)
-    if (
-        not idx_split_present(folder, dataset, "test")
-        and system
-        and idx_split_present(system, dataset, "test")
-    ):
-        return system
-    return folder
-
-
-@dataclass(frozen=True)
-class DataPlan:
-    """How a run gets its images: folder, the config's holdout, a note for the UI, or why it cannot train."""
-
-    folder: Path
-    holdout: int
-    note: str | None
-    problem: str | None
-
-
-def plan_image_data(dataset: str, data_dir: str | Path | None = None) -> DataPlan:
-    """Train/test split for an image dataset from what is on disk (``data_dir`` or :func:`image_data_dir`).
-
-    Both splits present: the usual 60,000 / 10,000. Only the t10k files (as on machines that keep
-    just MNIST's test digits): train on the first 9,000 and evaluate on the last 1,000, held out.
-    """
-    folder = Path(data_dir) if data_dir else image_data_dir(dataset)
-    has_train = idx_split_present(folder, dataset, "train")
-    has_test = idx_split_present(folder, dataset, "test")
-    name = "MNIST" if dataset == "mnist" else "Fashion-MNIST"
-    if has_train and has_test:
-        note = f"{name}: 60,000 training images, evaluated on the 10,000 test images."
-        return DataPlan(folder, 0, note, None)
-    if has_test:
-        note = (
-            f"Only {name}'s 10,000 test images are in {folder}: training on the first "
-            f"{10_000 - HOLDOUT_DIGITS:,} and evaluating on the last {HOLDOUT_DIGITS:,}, held out."
-        )
-        return DataPlan(folder, HOLDOUT_DIGITS, note, None)
-    problem = (
-        f"{name} is not in {folder}. Download it on the Home page (or run "
-        f"`python scripts/download_mnist.py --dataset {dataset}`), or pick a 2D toy dataset."
-    )
-    return DataPlan(folder, 0, None, problem)
 
 
 @dataclass(frozen=True)
@@ -214,19 +162,16 @@ class RunManager:
     def prepare_config(self, config: TrainConfig) -> tuple[TrainConfig, str | None]:
         """The config a dashboard run trains with, and a note on its data.
 
-        Caps torch threads, and for images picks the train/test split from the files on disk
-        (see :func:`plan_image_data`). ValueError (one line, naming the field) when it cannot train.
+        Caps torch threads, and for images picks the folder and the train/test split from the files on
+        disk, as ``main.py`` does (:func:`flows.training.plan_data`). ConfigError naming the field when
+        it cannot train.
         """
-        config = replace(config, num_threads=self.threads).validate()
-        if not config.is_image:
+        config, plan = plan_data(replace(config, num_threads=self.threads).validate())
+        if plan is None:
             return config, None
-        plan = plan_image_data(config.dataset, config.data_dir or None)
         if plan.problem:
-            raise ValueError(f"dataset: {plan.problem}")
-        data_dir = config.data_dir or (
-            "" if plan.folder == default_data_dir(config.dataset) else str(plan.folder)
-        )
-        return replace(config, holdout=plan.holdout, data_dir=data_dir), plan.note
+            raise ConfigError("dataset", plan.problem)
+        return config, plan.note
 
     def start(self, config: TrainConfig, name: str | None = None) -> str:
         """Creates a run folder and trains it now, or queues it; returns the run id."""
@@ -247,11 +192,10 @@ class RunManager:
             raise ValueError(
                 f"run {run_id} is {state} in another process (pid {status.get('pid')}); stop it there"
             )
-        config = runs.read_config(path)
-        if steps is not None:
-            config = replace(config, steps=steps)
-        config, note = self.prepare_config(config)
-        if config.holdout != runs.read_config(path).holdout:
+        saved = runs.read_config(path)
+        config = saved if steps is None else saved.resumed({"steps": steps})
+        config, note = self.prepare_config(replace(config, holdout=0))
+        if config.holdout != saved.holdout:
             raise ValueError(
                 f"run {run_id} was trained on a different split of the data than the files on disk"
             )
@@ -390,19 +334,20 @@ class RunManager:
 
     def _train(self, managed: _ManagedRun) -> None:
         """Body of a training thread: builds the Trainer and runs it, reporting into ``managed``."""
-        trainer: Trainer | None = None
+        logger: RunLogger | None = None
         try:
             if managed.resume:
                 overrides = {"steps": managed.config.steps, "num_threads": managed.config.num_threads}
                 trainer = Trainer.from_run(managed.path, overrides)
             else:
-                trainer = Trainer(managed.config, managed.path)
+                trainer = Trainer(managed.config)
+            logger = RunLogger(managed.path, trainer)
             with managed.lock:
                 managed.step = trainer.step
                 managed.elapsed = trainer.elapsed
             sampler = _LiveSampler(trainer, managed)
             trainer.run(
-                on_event=lambda event: self._on_event(managed, trainer, sampler, event),
+                on_event=[logger, lambda event: self._on_event(managed, logger, sampler, event)],
                 should_stop=managed.stop_event.is_set,
             )
             sampler.draw(force=True)
@@ -410,11 +355,10 @@ class RunManager:
             self._fail(managed, str(error))
         except Exception as error:  # the run ends; the UI shows why
             self._fail(managed, f"{type(error).__name__}: {error}")
-            if trainer is not None:
-                with contextlib.suppress(Exception):
-                    trainer.set_status("failed", message=str(error))
-            else:
-                with contextlib.suppress(Exception):
+            with contextlib.suppress(Exception):
+                if logger is not None:
+                    logger.set_status("failed", message=str(error))
+                else:
                     runs.write_status(
                         managed.path, "failed", step=0, steps=managed.config.steps, message=str(error)
                     )
@@ -430,35 +374,34 @@ class RunManager:
             managed.state = "failed"
             managed.message = message
 
-    def _on_event(self, managed: _ManagedRun, trainer: Trainer, sampler: _LiveSampler, event: dict[str, Any]):
+    def _on_event(self, managed: _ManagedRun, logger: RunLogger, sampler: _LiveSampler, event: Event) -> None:
         """Records one trainer event; blocks while the run is paused (which pauses training)."""
-        kind = event["kind"]
         with managed.lock:
-            managed.elapsed = float(event.get("elapsed") or managed.elapsed)
-            if kind == "step":
-                managed.step = int(event["step"])
-                managed.steps_seen.append(managed.step)
-                managed.losses.append(float(event["loss"]))
-                rate = float(event["images_per_sec"])
+            managed.elapsed = float(event.elapsed or managed.elapsed)
+            if isinstance(event, StepEvent):
+                managed.step = event.step
+                managed.steps_seen.append(event.step)
+                managed.losses.append(event.loss)
                 previous = managed.images_per_sec
+                rate = event.images_per_sec
                 managed.images_per_sec = rate if previous is None else _smooth(previous, rate)
-            elif kind == "eval":
-                managed.eval_steps.append(int(event["step"]))
-                managed.test_losses.append(float(event["test_loss"]))
-            elif kind == "nan":
-                managed.message = event.get("message")
-            elif kind == "done":
-                managed.state = "done" if event.get("reason") == "finished" else "stopped"
-        if kind == "step":
+            elif isinstance(event, EvalEvent):
+                managed.eval_steps.append(event.step)
+                managed.test_losses.append(event.test_loss)
+            elif isinstance(event, NanEvent):
+                managed.message = event.message
+            elif isinstance(event, DoneEvent):
+                managed.state = "done" if event.reason == "finished" else "stopped"
+        if isinstance(event, StepEvent):
             sampler.draw()
-            self._maybe_pause(managed, trainer)
+            self._maybe_pause(managed, logger)
 
-    def _maybe_pause(self, managed: _ManagedRun, trainer: Trainer) -> None:
+    def _maybe_pause(self, managed: _ManagedRun, logger: RunLogger) -> None:
         """Waits in the training thread while the run is paused, with status.json saying so."""
         if managed.resume_event.is_set():
             return
         # status.json first: once the page shows "paused", the file on disk says so too
-        trainer.set_status("paused")
+        logger.set_status("paused")
         with managed.lock:
             managed.state = "paused"
             managed.images_per_sec = None
@@ -466,7 +409,7 @@ class RunManager:
         with managed.lock:
             resuming = managed.state == "paused"  # not when a stop woke the thread
         if resuming:
-            trainer.set_status("running")
+            logger.set_status("running")
             with managed.lock:
                 if managed.state == "paused":
                     managed.state = "running"
@@ -491,19 +434,10 @@ class _LiveSampler:
             self.managed.samples_step = self.trainer.step
 
 
-@torch.no_grad()
 def live_samples(model: torch.nn.Module, config: TrainConfig) -> Tensor:
     """uint8 image of a training model's samples: a 4 x 4 grid of digits, or a 2D density for toys."""
-    was_training = model.training
-    model.eval()
     count = LIVE_SAMPLE_COUNT if config.is_image else LIVE_TOY_POINTS
-    with RNG_LOCK, torch.random.fork_rng(devices=[]):
-        torch.manual_seed(LIVE_SAMPLE_SEED)
-        samples = model.sample(count).float().cpu()
-    model.train(was_training)
-    if not config.is_image:
-        return runs.density_image(samples)
-    return runs.image_grid(samples.reshape(count, 28, 28), columns=4)
+    return sample_image(model, config.is_image, count, columns=4, seed=LIVE_SAMPLE_SEED)
 
 
 def _smooth(previous: float, new: float) -> float:

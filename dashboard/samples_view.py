@@ -16,7 +16,7 @@ from flows.training import RunInfo, TrainConfig, runs
 from . import charts, images, sampling, state
 from .score_view import score_table
 from .state import run_infos, run_model, test_images
-from .train_view import DATASET_LABELS, MODEL_LABELS
+from .train_view import DATASET_LABELS, model_label
 
 #: Test digits encoded for the round trip.
 ROUND_TRIP_DIGITS = 256
@@ -131,7 +131,7 @@ def choose_run(infos: list[RunInfo]) -> tuple[RunInfo, str]:
     config = info.config
     assert config is not None
     st.caption(
-        f"{MODEL_LABELS[config.model]} · {DATASET_LABELS[config.dataset]} · {config.blocks} blocks · hidden "
+        f"{model_label(config.model)} · {DATASET_LABELS[config.dataset]} · {config.blocks} blocks · hidden "
         f"{', '.join(map(str, config.hidden))} · step {info.step:,}"
         + ("" if info.test_bits_per_dim is None else f" · test {info.test_bits_per_dim:.3f} bits/dim")
     )

@@ -11,8 +11,7 @@ from torch import Tensor
 
 from flows.data import bits_per_dim, dequantize
 from flows.models import Flow
-
-from .run_manager import RNG_LOCK
+from flows.training.images import RNG_LOCK
 
 #: Seed of the dequantization noise for per-image bits/dim (as the trainer's evaluation).
 EVAL_NOISE_SEED = 1234

@@ -19,18 +19,13 @@ import torch
 from torch import Tensor
 
 from flows.data import load_mnist
+from flows.data.location import image_data_dir, split_present
 from flows.evaluation import Judge, judge_cached, load_judge
 from flows.models import Flow
 from flows.training import RunInfo, TrainConfig, runs
 
 from .charts import Curves, read_curves
-from .run_manager import (
-    RunManager,
-    default_max_concurrent,
-    idx_split_present,
-    image_data_dir,
-    training_threads,
-)
+from .run_manager import RunManager, default_max_concurrent, training_threads
 
 MAX_RUNS_ENV = "FLOWLAB_MAX_RUNS"
 
@@ -66,7 +61,7 @@ def _test_images(folder: str, dataset: str) -> Tensor:
 def test_images(dataset: str = "mnist") -> Tensor | None:
     """The 10,000 uint8 test images ``[N, 28, 28]`` of an image dataset, or None when not on disk."""
     folder = image_data_dir(dataset)
-    if not idx_split_present(folder, dataset, "test"):
+    if not split_present(folder, dataset, "test"):
         return None
     return _test_images(str(folder), dataset)
 
@@ -79,7 +74,7 @@ def _judge(dataset: str, folder: str) -> Judge:
 def judge(dataset: str = "mnist") -> Judge | None:
     """The sample judge of an image dataset (trained on first use, then cached), None without its data."""
     folder = image_data_dir(dataset)
-    if not idx_split_present(folder, dataset, "test"):
+    if not split_present(folder, dataset, "test"):
         return None
     return _judge(dataset, str(folder))
 

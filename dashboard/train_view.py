@@ -7,19 +7,18 @@ its snapshots once a second inside ``st.fragment(run_every=...)``, so a click on
 from __future__ import annotations
 
 import math
-import re
 import time
-from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import streamlit as st
 
+from flows import registry
 from flows.data.toy import TOY_DATASETS
-from flows.nn import ACTIVATIONS
-from flows.priors import PRIORS
-from flows.training import RunInfo, TrainConfig, runs
+from flows.training import IMAGE_DATASETS, ConfigError, RunInfo, TrainConfig, runs
+from flows.training.config import choices
+from flows.training.flags import parse_widths
 
 from . import charts, images
 from .run_manager import LIVE_STATES, RunManager, RunSnapshot, import_checkpoint
@@ -37,7 +36,18 @@ DATASET_LABELS = {
     "fashion-mnist": "Fashion-MNIST",
     **{name: f"2D toy: {name}" for name in TOY_DATASETS},
 }
-MODEL_LABELS = {"realnvp": "RealNVP (affine)", "nice": "NICE (additive)"}
+
+
+def model_label(name: str) -> str:
+    """The registry's label of a flow family, e.g. "RealNVP (affine)" (the name if it is not registered)."""
+    try:
+        return registry.get_family(name).label
+    except ValueError:
+        return name
+
+
+#: The Train page's defaults: the library's config with a shorter run and more frequent tests.
+PRESET = replace(TrainConfig(), steps=2000, eval_every=200, toy_points=20_000)
 STATE_BADGES = {
     "queued": ":gray-badge[queued]",
     "running": ":green-badge[running]",
@@ -64,21 +74,6 @@ class Settings:
     note: str | None
 
 
-def parse_hidden(text: str) -> list[int]:
-    """``"256, 256"`` -> ``[256, 256]``; ValueError saying how to write it otherwise."""
-    parts = [part for part in re.split(r"[,\s]+", text.strip()) if part]
-    if not parts or not all(part.isdigit() and int(part) > 0 for part in parts):
-        raise ValueError("write positive widths separated by commas, e.g. 256, 256")
-    return [int(part) for part in parts]
-
-
-def field_of(message: str, widgets: Iterable[str]) -> str:
-    """The settings widget an error message is about: the first of ``widgets`` it names, else "other"."""
-    positions = {name: re.search(rf"\b{name}\b", message) for name in widgets}
-    named = {name: match.start() for name, match in positions.items() if match}
-    return min(named, key=named.__getitem__) if named else "other"
-
-
 def settings_panel(manager: RunManager) -> Settings:
     """The new-run widgets; every problem is explained right under its widget before anything starts."""
     problems: dict[str, str] = {}
@@ -87,31 +82,82 @@ def settings_panel(manager: RunManager) -> Settings:
         "Dataset", list(DATASET_LABELS), format_func=DATASET_LABELS.__getitem__, key="train_dataset"
     )
     slots["dataset"] = st.empty()
+    kind = "image" if dataset in IMAGE_DATASETS else "toy"
+    labels = {family.name: family.label for family in registry.families(kind)}
     model = st.radio(
-        "Model", list(MODEL_LABELS), format_func=MODEL_LABELS.__getitem__, horizontal=True, key="train_model"
+        "Model", list(labels), format_func=labels.__getitem__, horizontal=True, key="train_model"
     )
     slots["model"] = st.empty()
     left, right = st.columns(2)
-    blocks = left.number_input("Blocks (f0 ∘ f1 pairs)", 1, 16, 4, key="train_blocks")
+    blocks = left.number_input(
+        "Blocks (f0 ∘ f1 pairs)", 1, 16, PRESET.blocks, key="train_blocks", help=TrainConfig.help("blocks")
+    )
     slots["blocks"] = left.empty()
-    hidden_text = right.text_input("Hidden sizes", "256, 256", key="train_hidden", help="widths of each MLP")
+    hidden_text = right.text_input(
+        "Hidden sizes",
+        ", ".join(map(str, PRESET.hidden)),
+        key="train_hidden",
+        help=TrainConfig.help("hidden"),
+    )
     slots["hidden"] = right.empty()
-    activation = left.selectbox("Activation", list(ACTIVATIONS), key="train_activation")
+    activation = left.selectbox(
+        "Activation",
+        choices("activation"),
+        index=choices("activation").index(PRESET.activation),
+        key="train_activation",
+        help=TrainConfig.help("activation"),
+    )
     slots["activation"] = left.empty()
-    prior = right.selectbox("Prior", list(PRIORS), key="train_prior")
+    prior = right.selectbox(
+        "Prior",
+        choices("prior"),
+        index=choices("prior").index(PRESET.prior),
+        key="train_prior",
+        help=TrainConfig.help("prior"),
+    )
     slots["prior"] = right.empty()
-    lr = left.number_input("Learning rate", 1e-6, 1.0, 1e-3, step=1e-4, format="%.4f", key="train_lr")
+    lr = left.number_input(
+        "Learning rate",
+        1e-6,
+        1.0,
+        PRESET.lr,
+        step=1e-4,
+        format="%.4f",
+        key="train_lr",
+        help=TrainConfig.help("lr"),
+    )
     slots["lr"] = left.empty()
-    batch_size = right.number_input("Batch size", 1, 4096, 64, key="train_batch_size")
+    batch_size = right.number_input(
+        "Batch size", 1, 4096, PRESET.batch_size, key="train_batch_size", help=TrainConfig.help("batch_size")
+    )
     slots["batch_size"] = right.empty()
-    steps = left.number_input("Steps", 1, 1_000_000, 2000, step=100, key="train_steps")
+    steps = left.number_input(
+        "Steps", 1, 1_000_000, PRESET.steps, step=100, key="train_steps", help=TrainConfig.help("steps")
+    )
     slots["steps"] = left.empty()
-    eval_every = right.number_input("Test every (steps)", 0, 100_000, 200, step=50, key="train_eval_every")
+    eval_every = right.number_input(
+        "Test every (steps)",
+        0,
+        100_000,
+        PRESET.eval_every,
+        step=50,
+        key="train_eval_every",
+        help=TrainConfig.help("eval_every"),
+    )
     slots["eval_every"] = right.empty()
     with st.expander("More settings"):
-        seed = st.number_input("Seed", 0, 2**31 - 1, 0, key="train_seed")
+        seed = st.number_input(
+            "Seed", 0, 2**31 - 1, PRESET.seed, key="train_seed", help=TrainConfig.help("seed")
+        )
         slots["seed"] = st.empty()
-        warmup = st.number_input("Warmup steps", 0, 100_000, 100, key="train_warmup")
+        warmup = st.number_input(
+            "Warmup steps",
+            0,
+            100_000,
+            PRESET.warmup_steps,
+            key="train_warmup",
+            help=TrainConfig.help("warmup_steps"),
+        )
         slots["warmup_steps"] = st.empty()
         name = st.text_input(
             "Run name (optional)", "", key="train_name", placeholder="e.g. mnist-wide"
@@ -121,7 +167,7 @@ def settings_panel(manager: RunManager) -> Settings:
 
     hidden: list[int] = []
     try:
-        hidden = parse_hidden(hidden_text)
+        hidden = parse_widths(hidden_text)
     except ValueError as error:
         problems["hidden"] = str(error).capitalize()
     if name:
@@ -133,7 +179,8 @@ def settings_panel(manager: RunManager) -> Settings:
             problems["name"] = str(error)
     config, note = None, None
     if not problems:
-        candidate = TrainConfig(
+        candidate = replace(
+            PRESET,
             model=model,
             dataset=dataset,
             blocks=int(blocks),
@@ -147,12 +194,11 @@ def settings_panel(manager: RunManager) -> Settings:
             checkpoint_every=max(int(eval_every), 100),
             seed=int(seed),
             warmup_steps=min(int(warmup), int(steps)),
-            toy_points=20_000,
         )
         try:
             config, note = manager.prepare_config(candidate)
-        except ValueError as error:
-            problems[field_of(str(error), slots)] = str(error).removeprefix("dataset: ")
+        except ConfigError as error:
+            problems[error.field if error.field in slots else "other"] = str(error)
     for field_name, message in problems.items():
         slots[field_name].error(message, icon=":material/error:")
     return Settings(config, problems, note)
@@ -443,7 +489,7 @@ def render_run(manager: RunManager, run_id: str) -> RunView | None:
     if view.config is not None:
         config = view.config
         description = (
-            f"{MODEL_LABELS[config.model]} · {DATASET_LABELS[config.dataset]} · {config.blocks} blocks · "
+            f"{model_label(config.model)} · {DATASET_LABELS[config.dataset]} · {config.blocks} blocks · "
             f"hidden {', '.join(map(str, config.hidden))} · {config.activation} · {config.prior} prior · "
             f"lr {config.lr:g} · batch {config.batch_size}"
         )
@@ -527,7 +573,7 @@ def run_table_rows(manager: RunManager, infos: list[RunInfo]) -> list[dict[str, 
                 "run": info.run_id,
                 "state": state,
                 "dataset": DATASET_LABELS.get(config.dataset, config.dataset) if config else "?",
-                "model": MODEL_LABELS[config.model].split()[0] if config else "?",
+                "model": model_label(config.model).split()[0] if config else "?",
                 "step": f"{step:,} / {info.steps:,}" if info.steps else f"{step:,}",
                 "train": None if train is None else round(train, 3),
                 "test": None if test is None else round(float(test), 3),

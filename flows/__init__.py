@@ -1,5 +1,6 @@
 """Flow Lab's model library: MLPs, priors, NICE, RealNVP and image flows with exact log-densities."""
 
+from . import registry
 from .bijection import Bijection, Logit, Scaling
 from .couplings import AdditiveCoupling, AffineCoupling, Coupling, Split, TanhBound
 from .image import ConvRealNVP, Glow, ImageFlow
@@ -27,4 +28,5 @@ __all__ = [
     "Scaling",
     "Split",
     "TanhBound",
+    "registry",
 ]

@@ -51,12 +51,15 @@ class Scaling(Bijection):
 
 
 class Logit(Bijection):
-    """Maps R^n onto pixel space [0, 1)^n: x = (sigmoid(z) - a) / (1 - 2a).
+    """Maps R^n onto the box (-a/(1-2a), (1-a)/(1-2a))^n, which contains pixel space [0, 1)^n:
+    x = (sigmoid(z) - a) / (1 - 2a).
 
     The inverse is the logit transform of Dinh et al. 2016 (https://arxiv.org/abs/1605.08803),
-    z = logit(a + (1 - 2a) x), which keeps z finite at x = 0. Forward log|det| is
+    z = logit(a + (1 - 2a) x), which keeps z finite at the pixel values 0 and 1. Forward log|det| is
     sum_i [log sigmoid(z_i) + log sigmoid(-z_i)] - n log(1 - 2a). Put it last in the forward
-    order so the flow's density is a density of pixel values.
+    order so the flow's density is a density of pixel values. Samples can fall slightly outside
+    [0, 1) (clip them for display); an input of :meth:`inverse` outside the box has density 0, so its
+    row gets log|det| = -inf (``logProbability`` -inf) and z from a point inside the box.
     """
 
     label = "logit: x = (sigmoid(z) - a) / (1 - 2a)"
@@ -73,12 +76,20 @@ class Logit(Bijection):
         log_abs_det = (F.logsigmoid(z) + F.logsigmoid(-z)).sum(1) - z.shape[1] * math.log(shrink)
         return x, log_abs_det
 
+    def support(self) -> tuple[float, float]:
+        """The open interval each coordinate of the forward image covers."""
+        shrink = 1 - 2 * self.alpha
+        return -self.alpha / shrink, (1 - self.alpha) / shrink
+
     def inverse(self, x: Tensor) -> tuple[Tensor, Tensor]:
         shrink = 1 - 2 * self.alpha
         p = self.alpha + shrink * x
+        inside = ~((p <= 0) | (p >= 1))  # [batch, n]; NaN stays "inside", so it propagates as NaN
+        p = torch.where(inside, p, torch.full_like(p, 0.5))  # finite z for points outside the support
         z = torch.log(p) - torch.log1p(-p)
         log_abs_det = x.shape[1] * math.log(shrink) - (torch.log(p) + torch.log1p(-p)).sum(1)
-        return z, log_abs_det
+        outside = torch.full_like(log_abs_det, -math.inf)
+        return z, torch.where(inside.all(1), log_abs_det, outside)
 
     def extra_repr(self) -> str:
         return f"alpha={self.alpha}"

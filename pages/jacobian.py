@@ -19,10 +19,11 @@ from dashboard.jacobian_view import (
     structure_sentence,
 )
 from dashboard.maths import read_doc, render_markdown_with_latex
+from flows import registry
 from flows.training import list_runs, runs
 
 TOLERANCE = 1e-6
-FRESH = {"Fresh RealNVP": "realnvp", "Fresh NICE": "nice"}
+FRESH = {f"Fresh {family.title}": family.name for family in registry.families()}
 DIMS = {MNIST_DIMS: "784 (MNIST-shaped)", 16: "16", 8: "8"}
 
 st.title("Jacobian: analytic log|det| against autograd")

@@ -22,7 +22,7 @@ sys.path.insert(0, str(REPO))
 
 from dashboard.run_manager import training_threads  # noqa: E402
 from flows.data import default_data_dir  # noqa: E402
-from flows.training import TrainConfig, Trainer, runs  # noqa: E402
+from flows.training import RunLogger, TrainConfig, Trainer, runs  # noqa: E402
 from tests.browser import (  # noqa: E402
     CHROMIUM,
     CHROMIUM_ARGS,
@@ -67,7 +67,8 @@ def pretrain(runs_dir: Path, data_dir: Path, steps: int) -> None:
     ]
     for name, config in plans:
         print(f"training {name} for {config.steps} steps ...", flush=True)
-        Trainer(config, runs.create_run(runs_dir, config, name=name)).run()
+        trainer = Trainer(config)
+        trainer.run(RunLogger(runs.create_run(runs_dir, config, name=name), trainer))
 
 
 def shoot(page, out: Path, name: str) -> None:

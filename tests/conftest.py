@@ -44,3 +44,11 @@ def judge_cache(mnist_dir, tmp_path_factory):
 def _seed_and_threads() -> None:
     """Every test starts from the same random state."""
     torch.manual_seed(0)
+
+
+def train_in_folder(config, run_dir: Path) -> list:
+    """Trains ``config`` to the end with a run-folder logger attached, as main.py does; the events."""
+    from flows.training import RunLogger, Trainer
+
+    trainer = Trainer(config)
+    return trainer.run(on_event=RunLogger(run_dir, trainer))

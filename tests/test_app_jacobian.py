@@ -22,7 +22,9 @@ from dashboard.jacobian_view import (
     signed_log_rgb,
 )
 from dashboard.maths import markdown_parts, read_doc
-from flows.training import TrainConfig, Trainer, runs
+from flows.training import TrainConfig, runs
+
+from .conftest import train_in_folder
 
 REPO = Path(__file__).resolve().parents[1]
 APP = str(REPO / "streamlit_app.py")
@@ -116,7 +118,7 @@ def test_a_trained_run_is_listed_and_checked(empty_dirs: Path) -> None:
         checkpoint_every=0, toy_points=256, warmup_steps=0, sample_count=4,
     )  # fmt: skip
     run_path = runs.create_run(empty_dirs / "runs", config, name="tiny-moons")
-    Trainer(config, run_path).run()
+    train_in_folder(config, run_path)
     at = _jacobian_page()
     assert "Run tiny-moons" in at.selectbox(key="jacobian_model").options
     at.selectbox(key="jacobian_model").set_value("Run tiny-moons").run()

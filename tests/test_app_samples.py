@@ -10,16 +10,17 @@ from streamlit.testing.v1 import AppTest
 
 from dashboard import sampling
 from flows.data import load_mnist
-from flows.training import TrainConfig, Trainer, runs
+from flows.training import EvalEvent, TrainConfig, runs
 
 from .browser import REPO, make_data_dir
+from .conftest import train_in_folder
 
 APP = str(REPO / "streamlit_app.py")
 TIMEOUT_S = 60
 
 
 @pytest.fixture(scope="module")
-def mnist_run(mnist_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict]:
+def mnist_run(mnist_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, EvalEvent]:
     """A few steps of a small RealNVP on 9,000 test digits, evaluated on the last 1,000 (as the dashboard)."""
     root = tmp_path_factory.mktemp("samples")
     data_dir = make_data_dir(mnist_dir, root / "data" / "mnist")
@@ -27,8 +28,8 @@ def mnist_run(mnist_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tupl
         hidden=[16], blocks=2, batch_size=32, steps=20, holdout=1000, data_dir=str(data_dir), eval_every=0
     )
     path = runs.create_run(root / "runs", config, name="digits")
-    events = Trainer(config, path).run()
-    evaluation = next(event for event in events if event["kind"] == "eval")
+    events = train_in_folder(config, path)
+    evaluation = next(event for event in events if event.kind == "eval")
     return data_dir, root / "runs", evaluation
 
 
@@ -77,7 +78,7 @@ def test_without_mnist_on_disk_an_image_run_still_samples(mnist_run, tmp_path, m
 
 def test_a_toy_run_shows_densities(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     config = TrainConfig(dataset="spiral", hidden=[8], blocks=2, batch_size=16, steps=5, toy_points=64)
-    Trainer(config, runs.create_run(tmp_path / "runs", config, name="spiral")).run()
+    train_in_folder(config, runs.create_run(tmp_path / "runs", config, name="spiral"))
     app = samples_page(tmp_path / "empty", tmp_path / "runs", monkeypatch)
     assert not app.exception
     assert len(app.image) == 2  # model and real densities
@@ -90,7 +91,7 @@ def test_per_image_bits_per_dim_average_to_the_trainers_test_score(mnist_run) ->
     images, _ = load_mnist(data_dir, "test")
     values = sampling.image_bits_per_dim(model, images[-config.holdout :], batch_size=config.eval_batch_size)
     assert values.shape == (1000,)
-    assert float(values.mean()) == pytest.approx(evaluation["test_bits_per_dim"], rel=1e-5)
+    assert float(values.mean()) == pytest.approx(evaluation.test_bits_per_dim, rel=1e-5)
 
 
 def test_temperature_seed_and_interpolation(mnist_run) -> None:

@@ -12,9 +12,10 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-from flows.training import TrainConfig, Trainer, runs
+from flows.training import TrainConfig, runs
 
 from .browser import REPO, make_data_dir
+from .conftest import train_in_folder
 
 APP = str(REPO / "streamlit_app.py")
 TRAIN_PAGE = "pages/train.py"
@@ -152,7 +153,7 @@ def test_uploaded_checkpoints_are_imported_or_explained(folders, tmp_path: Path)
     _, runs_dir = folders
     config = TrainConfig(dataset="moons", hidden=[8], blocks=2, batch_size=16, steps=3, toy_points=64)
     source = runs.create_run(tmp_path / "elsewhere", config, name="source")
-    Trainer(config, source).run()
+    train_in_folder(config, source)
     checkpoint = runs.checkpoint_path(source, "last").read_bytes()
 
     app = train_page()

@@ -13,15 +13,12 @@ import pytest
 import torch
 
 from dashboard import charts
-from dashboard.run_manager import (
-    HOLDOUT_DIGITS,
-    RunManager,
-    import_checkpoint,
-    plan_image_data,
-    read_checkpoint_bytes,
-    training_threads,
-)
-from flows.training import TrainConfig, Trainer, list_runs, runs
+from dashboard.run_manager import RunManager, import_checkpoint, read_checkpoint_bytes, training_threads
+from flows.data.location import HOLDOUT_IMAGES as HOLDOUT_DIGITS
+from flows.data.location import plan_image_data
+from flows.training import TrainConfig, list_runs, runs
+
+from .conftest import train_in_folder
 
 WAIT_S = 60.0
 
@@ -159,7 +156,7 @@ def test_runs_of_another_process_are_listed_with_their_curves(manager: RunManage
     """A run written by the Trainer directly (as main.py does) shows up with curves from metrics.jsonl."""
     config = toy_config(steps=30, eval_every=10)
     path = runs.create_run(manager.runs_root, config, name="from-terminal")
-    Trainer(config, path).run()
+    train_in_folder(config, path)
     assert [info.run_id for info in list_runs(manager.runs_root)] == ["from-terminal"]
     curves = charts.read_curves(path)
     assert curves.steps.tolist() == [10, 20, 30]  # log_every = 10
@@ -172,7 +169,7 @@ def test_runs_of_another_process_are_listed_with_their_curves(manager: RunManage
 def _finished_run(tmp_path: Path) -> Path:
     config = toy_config(steps=5)
     path = runs.create_run(tmp_path / "source", config, name="source")
-    Trainer(config, path).run()
+    train_in_folder(config, path)
     return runs.checkpoint_path(path, "last")
 
 

@@ -68,7 +68,7 @@ def test_step_records_the_trainers_loss_and_lr_changes_apply() -> None:
     assert run.steps_done == 1 and run.history.losses == [loss] and math.isfinite(loss)
     run.set_lr(1e-4)
     record = run.trainer.train_step()
-    assert record["lr"] == pytest.approx(1e-4)
+    assert record.lr == pytest.approx(1e-4)
     with pytest.raises(ValueError, match="positive"):
         run.set_lr(0.0)
     csv = run.metrics_csv().splitlines()

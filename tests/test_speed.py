@@ -146,13 +146,13 @@ def test_trainer_uses_fused_adamw_and_leaves_malloc_to_the_process(monkeypatch: 
 
 
 def test_main_tunes_malloc_before_training(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    import main
+    from flows import cli
 
     calls = []
-    monkeypatch.setattr(main, "tune_malloc", lambda: calls.append(1) or True)
+    monkeypatch.setattr(cli, "tune_malloc", lambda: calls.append(1) or True)
     argv = ["--dataset", "moons", "--toy-points", "256", "--hidden", "16", "--blocks", "1", "--steps", "2"]
     argv += ["--eval-every", "0", "--runs-dir", str(tmp_path), "--no-progress"]
-    assert main.main(argv) == 0
+    assert cli.main(argv) == 0
     assert calls == [1]
 
 
@@ -162,7 +162,7 @@ def test_trainer_amp_says_when_the_cpu_lacks_native_bf16(monkeypatch: pytest.Mon
         trainer = Trainer(_toy_trainer_config(amp=True))
     assert trainer.amp_status == "no native bfloat16 here"
     history = trainer.run()  # bf16 autocast still trains (emulated), the loss in float32
-    assert all(math.isfinite(event["loss"]) for event in history if event["kind"] == "step")
+    assert all(math.isfinite(event.loss) for event in history if event.kind == "step")
 
 
 def test_trainer_amp_on_native_hardware_does_not_warn(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-import main
+from flows import cli
 from flows.data import bits_per_dim, dequantize, load_mnist
 from flows.training import TrainConfig, list_runs, load_run_model, runs
 from flows.training.trainer import EVAL_NOISE_SEED
@@ -28,7 +28,7 @@ SMALL += ["--eval-batch-size", "500", "--warmup-steps", "10", "--lr", "2e-3"]
 
 @pytest.fixture(autouse=True)
 def _keep_torch_threads() -> None:
-    """main.main(["--threads", "1", ...]) sets torch's thread count for this process; put it back after."""
+    """cli.main(["--threads", "1", ...]) sets torch's thread count for this process; put it back after."""
     threads = torch.get_num_threads()
     yield
     torch.set_num_threads(threads)
@@ -40,9 +40,9 @@ def _run_main(*args: str | Path, timeout: float = 300) -> subprocess.CompletedPr
 
 
 def _call_main(argv: list[str | Path]) -> int:
-    """main.main in this process (same code path as the command line), exit code either way."""
+    """flows.cli.main (what main.py runs) in this process, exit code either way."""
     try:
-        return main.main([str(a) for a in argv])
+        return cli.main([str(a) for a in argv])
     except SystemExit as exit_:
         return int(exit_.code)
 

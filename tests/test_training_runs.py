@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from flows.training import TrainConfig, list_runs, runs
+from flows.training import TrainConfig, images, list_runs, runs
 
 
 def _decode_png(data: bytes) -> tuple[int, int, int, bytes]:
@@ -38,7 +38,7 @@ def _decode_png(data: bytes) -> tuple[int, int, int, bytes]:
 @pytest.mark.parametrize("shape", [(5, 7), (4, 3, 3)])
 def test_png_holds_exactly_the_pixels(tmp_path: Path, shape: tuple[int, ...]) -> None:
     image = torch.randint(0, 256, shape, dtype=torch.uint8)
-    runs.write_png(tmp_path / "a.png", image)
+    images.write_png(tmp_path / "a.png", image)
     width, height, colour, raw = _decode_png((tmp_path / "a.png").read_bytes())
     assert (height, width, colour) == (shape[0], shape[1], 0 if len(shape) == 2 else 2)
     rows = torch.frombuffer(bytearray(raw), dtype=torch.uint8).reshape(height, -1)
@@ -49,10 +49,10 @@ def test_png_holds_exactly_the_pixels(tmp_path: Path, shape: tuple[int, ...]) ->
 
 
 def test_image_grid_and_density_image() -> None:
-    grid = runs.image_grid(torch.ones(3, 4, 4), columns=2, padding=1)
+    grid = images.image_grid(torch.ones(3, 4, 4), columns=2, padding=1)
     assert grid.shape == (2 * 5 + 1, 2 * 5 + 1) and grid.dtype == torch.uint8
     assert grid[1:5, 1:5].eq(255).all() and grid[6:10, 6:10].eq(0).all()  # the fourth tile is empty
-    density = runs.density_image(torch.tensor([[3.9, 3.9], [3.9, 3.9], [-3.9, -3.9], [9.0, 0.0]]), size=8)
+    density = images.density_image(torch.tensor([[3.9, 3.9], [3.9, 3.9], [-3.9, -3.9], [9.0, 0.0]]), size=8)
     assert density[0, 7] == 255 and density[7, 0] > 0  # two points top right, one bottom left
     assert int(density.sum()) == 255 + int(density[7, 0])  # the point outside the extent is dropped
 

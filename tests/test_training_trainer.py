@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from flows.data import bits_per_dim, dequantize, load_mnist, make_toy
-from flows.training import NonFiniteLossError, TrainConfig, Trainer, runs
+from flows.training import Event, NonFiniteLossError, RunLogger, TrainConfig, Trainer, runs
 from flows.training.trainer import EVAL_NOISE_SEED
 
 TINY = {"hidden": [64], "blocks": 2, "eval_every": 0}
@@ -45,9 +45,9 @@ def test_training_on_real_digits_beats_the_untrained_flow_and_a_diagonal_gaussia
     train, test = _held_out_split(mnist_dir)
     config = TrainConfig(model=model, steps=300, batch_size=64, lr=2e-3, warmup_steps=20, **TINY)
     trainer = Trainer(config, train_data=train, test_data=test)
-    untrained = trainer.evaluate()["test_bits_per_dim"]
+    untrained = trainer.evaluate().test_bits_per_dim
     history = trainer.run()
-    trained = history[-1]["best_test_bits_per_dim"]
+    trained = history[-1].best_test_bits_per_dim
     gaussian = _diagonal_gaussian_bits_per_dim(train, test)
     assert trainer.step == 300
     assert trained < untrained - 3, (trained, untrained)
@@ -68,12 +68,12 @@ def test_evaluation_scores_every_test_digit_with_fixed_noise(mnist_dir: Path) ->
     trainer = Trainer(config, train_data=train, test_data=test)
     trainer.run()
     first, second = trainer.evaluate(), trainer.evaluate()
-    assert first["test_loss"] == second["test_loss"]
+    assert first.test_loss == second.test_loss
     noise = torch.Generator().manual_seed(EVAL_NOISE_SEED)
     with torch.no_grad():
         log_prob = trainer.model.logProbability(dequantize(test.reshape(1000, 784), noise)).double()
-    assert first["test_loss"] == pytest.approx(-float(log_prob.mean()), rel=1e-6)
-    assert first["test_bits_per_dim"] == pytest.approx(float(bits_per_dim(log_prob.mean(), 784)), rel=1e-6)
+    assert first.test_loss == pytest.approx(-float(log_prob.mean()), rel=1e-6)
+    assert first.test_bits_per_dim == pytest.approx(float(bits_per_dim(log_prob.mean(), 784)), rel=1e-6)
 
 
 def _toy_config(**changes: object) -> TrainConfig:
@@ -83,13 +83,13 @@ def _toy_config(**changes: object) -> TrainConfig:
     return TrainConfig(**fields)
 
 
-def _losses(history: list[dict]) -> list[float]:
-    return [event["loss"] for event in history if event["kind"] == "step"]
+def _losses(history: list[Event]) -> list[float]:
+    return [event.loss for event in history if event.kind == "step"]
 
 
 def test_a_nan_loss_is_rejected_the_last_good_state_restored_and_the_lr_lowered(tmp_path: Path) -> None:
     run_dir = runs.create_run(tmp_path, _toy_config(steps=30))
-    trainer = Trainer(runs.read_config(run_dir), run_dir)
+    trainer = Trainer(runs.read_config(run_dir))
     trainer.snapshot_every = 5
     poisoned = []
 
@@ -102,19 +102,19 @@ def test_a_nan_loss_is_rejected_the_last_good_state_restored_and_the_lr_lowered(
     trainer.batch_hook = poison_step_13_once
     good_states, restored = {}, {}
 
-    def watch(event: dict) -> None:
-        if event["kind"] == "step":
-            good_states[event["step"]] = {k: v.clone() for k, v in trainer.model.state_dict().items()}
-        if event["kind"] == "nan":
+    def watch(event: Event) -> None:
+        if event.kind == "step":
+            good_states[event.step] = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+        if event.kind == "nan":
             restored.update({k: v.clone() for k, v in trainer.model.state_dict().items()})
 
-    history = trainer.run(on_event=watch)
-    nan_events = [event for event in history if event["kind"] == "nan"]
-    assert len(nan_events) == 1 and nan_events[0]["restored_step"] == 10 and math.isnan(nan_events[0]["loss"])
+    history = trainer.run(on_event=[RunLogger(run_dir, trainer), watch])
+    nan_events = [event for event in history if event.kind == "nan"]
+    assert len(nan_events) == 1 and nan_events[0].restored_step == 10 and math.isnan(nan_events[0].loss)
     assert all(torch.equal(restored[k], good_states[10][k]) for k in restored)  # back to step 10's weights
-    steps = [event for event in history if event["kind"] == "step"]
+    steps = [event for event in history if event.kind == "step"]
     assert len(steps) == 30 and trainer.step == 30
-    assert steps[12]["lr"] == pytest.approx(0.5 * trainer.learning_rate(12) / trainer.lr_scale)
+    assert steps[12].lr == pytest.approx(0.5 * trainer.learning_rate(12) / trainer.lr_scale)
     assert trainer.lr_scale == 0.5
     assert all(torch.isfinite(p).all() for p in trainer.model.parameters())
     logged = [r for r in runs.read_metrics(run_dir) if r["kind"] == "nan"]
@@ -123,10 +123,10 @@ def test_a_nan_loss_is_rejected_the_last_good_state_restored_and_the_lr_lowered(
 
 def test_a_loss_that_keeps_turning_nan_stops_the_run_with_a_clear_message(tmp_path: Path) -> None:
     run_dir = runs.create_run(tmp_path, _toy_config(nan_retries=3))
-    trainer = Trainer(runs.read_config(run_dir), run_dir)
+    trainer = Trainer(runs.read_config(run_dir))
     trainer.batch_hook = lambda step, batch: batch * math.inf
     with pytest.raises(NonFiniteLossError, match=r"not finite 4 times .*nan_retries = 3.*lower --lr"):
-        trainer.run()
+        trainer.run(RunLogger(run_dir, trainer))
     assert trainer.step == 0
     assert runs.read_status(run_dir)["state"] == "failed"
     assert len([r for r in runs.read_metrics(run_dir) if r["kind"] == "nan"]) == 4
@@ -135,29 +135,29 @@ def test_a_loss_that_keeps_turning_nan_stops_the_run_with_a_clear_message(tmp_pa
 def test_should_stop_writes_a_checkpoint_and_from_run_continues_step_for_step(tmp_path: Path) -> None:
     uninterrupted = _losses(Trainer(_toy_config()).run())
     run_dir = runs.create_run(tmp_path, _toy_config())
-    first = Trainer(runs.read_config(run_dir), run_dir)
-    history = first.run(should_stop=lambda: first.step >= 15)
-    assert history[-1] == {**history[-1], "kind": "done", "reason": "stopped", "step": 15}
+    first = Trainer(runs.read_config(run_dir))
+    history = first.run(RunLogger(run_dir, first), should_stop=lambda: first.step >= 15)
+    assert (history[-1].kind, history[-1].reason, history[-1].step) == ("done", "stopped", 15)
     assert runs.load_checkpoint(runs.checkpoint_path(run_dir, "last"))["step"] == 15
     assert runs.read_status(run_dir)["state"] == "stopped"
     resumed = Trainer.from_run(run_dir)
     assert resumed.step == 15
-    assert _losses(history) + _losses(resumed.run()) == uninterrupted
+    assert _losses(history) + _losses(resumed.run(RunLogger(run_dir, resumed))) == uninterrupted
     assert [r["step"] for r in runs.read_metrics(run_dir) if r["kind"] == "step"] == list(range(10, 41, 10))
 
 
 def test_toy_training_beats_a_fitted_gaussian_and_draws_a_density_image(tmp_path: Path) -> None:
     config = _toy_config(steps=300, hidden=[64], blocks=4, eval_every=100, checkpoint_every=100)
     run_dir = runs.create_run(tmp_path, config)
-    trainer = Trainer(config, run_dir)
-    untrained = trainer.evaluate()["test_loss"]
-    history = trainer.run()
-    evals = [event for event in history if event["kind"] == "eval"]
-    assert [e["step"] for e in evals] == [100, 200, 300] and evals[-1]["test_bits_per_dim"] is None
+    trainer = Trainer(config)
+    untrained = trainer.evaluate().test_loss
+    history = trainer.run(RunLogger(run_dir, trainer))
+    evals = [event for event in history if event.kind == "eval"]
+    assert [e.step for e in evals] == [100, 200, 300] and evals[-1].test_bits_per_dim is None
     train, test = trainer.train_data.double(), trainer.test_data.double()
     gaussian = torch.distributions.MultivariateNormal(train.mean(0), torch.cov(train.T))
     gaussian_loss = -float(gaussian.log_prob(test).mean())
-    assert history[-1]["best_test_loss"] < min(untrained, gaussian_loss) - 0.2
+    assert history[-1].best_test_loss < min(untrained, gaussian_loss) - 0.2
     assert (run_dir / runs.SAMPLES_FILE).read_bytes().startswith(b"\x89PNG")
     assert {p.name for p in (run_dir / runs.CHECKPOINT_DIR).iterdir()} == {"last.pt", "best.pt"}
 
@@ -197,6 +197,6 @@ def test_amp_runs_the_couplings_in_bfloat16_on_cpu() -> None:
     dtypes = set()
     dense = trainer.model.layers[0].shift.net[0]
     dense.register_forward_hook(lambda module, args, output: dtypes.add(output.dtype))
-    losses = [trainer.train_step()["loss"] for _ in range(5)]
+    losses = [trainer.train_step().loss for _ in range(5)]
     assert dtypes == {torch.bfloat16}
     assert len(losses) == 5 and all(math.isfinite(loss) for loss in losses)

@@ -3,21 +3,19 @@
 Each file is fetched as ``<name>.gz`` from the first mirror that serves it, decompressed while it
 streams, and checked against the md5 and length of the official *decompressed* IDX content, so any
 faithful mirror is accepted, even one that re-compressed the files. Bytes go to a temp file in the
-data folder (``.<name>.<pid>.<random>.part``), which is fsynced and renamed over the final name only
-once verified: no half-written file ever carries a final name. Transient failures (connection
-errors, timeouts, truncated bodies, HTTP 5xx/429) are retried with exponential backoff, then the next
-mirror is tried. Files already present and verified cause no network request.
+data folder (``.<name>.<pid>.<random>.part``, see :mod:`flows.infra`), which is fsynced and renamed
+over the final name only once verified: no half-written file ever carries a final name. Transient
+failures (connection errors, timeouts, truncated bodies, HTTP 5xx/429) are retried with exponential
+backoff, then the next mirror is tried. Files already present and verified cause no network request.
 
 A mirror is an ``http(s)://`` URL of a folder, a ``file://`` URL, or a plain folder path.
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
 import os
-import secrets
 import tempfile
 import time
 import urllib.parse
@@ -29,6 +27,7 @@ from typing import BinaryIO
 
 import requests
 
+from ..infra import atomic_file, remove_stale_temp_files
 from .idx import GZIP_MAGIC
 from .mnist import DatasetInfo, IdxFile, dataset_info
 
@@ -316,12 +315,8 @@ class _Downloader:
                 files[0].name,
             ) from error
         for file in files:
-            for stale in self.data_dir.glob(f".{file.name}.*{TEMP_SUFFIX}"):
-                pid = stale.name[len(file.name) + 2 :].split(".")[0]
-                if pid.isdigit() and not _process_alive(int(pid)):
-                    with contextlib.suppress(OSError):
-                        stale.unlink()
-                        self.log(f"{file.name}: removed {stale.name}, left by an interrupted download")
+            for stale in remove_stale_temp_files(self.data_dir, file.name, TEMP_SUFFIX):
+                self.log(f"{file.name}: removed {stale.name}, left by an interrupted download")
 
     # -- one file -------------------------------------------------------------------------------------
 
@@ -380,26 +375,13 @@ class _Downloader:
 
     def _attempt(self, file: IdxFile, mirror: str, copy: Callable[[BinaryIO], None]) -> None:
         """Runs ``copy`` into a temp file, renamed to the final name once verified; cleans up otherwise."""
-        target = self.data_dir / file.name
-        temp = self.data_dir / f".{file.name}.{os.getpid()}.{secrets.token_hex(4)}{TEMP_SUFFIX}"
-        try:  # mode 0o666 less the umask, like any new file (mkstemp's 0o600 would stay on the final file)
-            handle = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-        except OSError as error:
-            raise self._disk_error(file, mirror, error) from error
         try:
-            with os.fdopen(handle, "wb") as out:
+            with atomic_file(self.data_dir / file.name, suffix=TEMP_SUFFIX) as out:
                 copy(out)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(temp, target)
-            _fsync_folder(self.data_dir)
         except _DiskError as error:
             raise self._disk_error(file, mirror, error.error) from error
-        except OSError as error:  # flush, fsync or rename
+        except OSError as error:  # open, flush, fsync or rename
             raise self._disk_error(file, mirror, error) from error
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                temp.unlink()
 
     def _disk_error(self, file: IdxFile, mirror: str, error: OSError) -> DownloadError:
         return DownloadError(
@@ -462,33 +444,6 @@ def _find_local_source(folder: Path, file: IdxFile) -> Path:
         if candidate.is_file():
             return candidate
     raise _MirrorError(f"neither {file.name}.gz nor {file.name} is in the folder {folder}", transient=False)
-
-
-def _process_alive(pid: int) -> bool:
-    """True if process ``pid`` exists (ours included): its temp files may still be in use."""
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # e.g. PermissionError: it exists but belongs to someone else
-        return True
-    return True
-
-
-def _fsync_folder(folder: Path) -> None:
-    """Makes a rename inside ``folder`` durable (a no-op where folders cannot be opened, e.g. Windows)."""
-    try:
-        handle = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(handle)
-    except OSError:
-        pass
-    finally:
-        os.close(handle)
 
 
 def download_mnist(

@@ -36,7 +36,7 @@ from torch import Tensor, nn
 
 from ..data import default_data_dir, dequantize, load_mnist
 from ..data.mnist import NUM_CLASSES, find_file
-from ..training.runs import atomic_write_bytes
+from ..infra import atomic_write_bytes
 
 #: Top data-class probability from which an image counts as recognised.
 RECOGNISED_PROBABILITY = 0.9

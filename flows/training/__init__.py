@@ -1,28 +1,50 @@
-"""Training NICE and RealNVP by the seed's recipe: config, trainer, run folders, torchrun helpers.
+"""Training flows by the seed's recipe: config, factories, trainer, events, run folders, torchrun helpers.
 
-No printing and no UI here: ``main.py`` and the dashboard both drive :class:`Trainer`.
+No printing and no UI here: ``main.py`` and the dashboard both drive :class:`Trainer` and attach a
+:class:`runs.RunLogger` to persist a run.
 """
 
-from . import runs
-from .config import DATASETS, IMAGE_DATASETS, MODELS, SCHEDULES, SPLIT_CHOICES, TOY_DATASET_NAMES, TrainConfig
-from .runs import RunInfo, list_runs, load_run_model
-from .trainer import NonFiniteLossError, Trainer, build_model, check_datasets, load_datasets
+from . import events, runs
+from .config import (
+    DATASETS,
+    IMAGE_DATASETS,
+    SCHEDULES,
+    SPLIT_CHOICES,
+    TOY_DATASET_NAMES,
+    ConfigError,
+    TrainConfig,
+)
+from .events import CheckpointEvent, DoneEvent, EvalEvent, Event, FailEvent, NanEvent, StartEvent, StepEvent
+from .factory import build_model, check_datasets, load_datasets, plan_data
+from .runs import RunInfo, RunLogger, list_runs, load_run_model
+from .trainer import NonFiniteLossError, Trainer
 
 __all__ = [
     "DATASETS",
     "IMAGE_DATASETS",
-    "MODELS",
     "SCHEDULES",
     "SPLIT_CHOICES",
     "TOY_DATASET_NAMES",
+    "CheckpointEvent",
+    "ConfigError",
+    "DoneEvent",
+    "EvalEvent",
+    "Event",
+    "FailEvent",
+    "NanEvent",
     "NonFiniteLossError",
     "RunInfo",
+    "RunLogger",
+    "StartEvent",
+    "StepEvent",
     "TrainConfig",
     "Trainer",
     "build_model",
     "check_datasets",
+    "events",
     "list_runs",
     "load_datasets",
     "load_run_model",
+    "plan_data",
     "runs",
 ]

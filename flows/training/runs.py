@@ -14,26 +14,25 @@ Checkpoints hold only tensors, numbers, strings, lists, tuples and dicts, so the
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
 import re
 import socket
-import struct
-import tempfile
 import time
-import zlib
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, Protocol
 
 import torch
-from torch import Tensor
 
+from .. import infra
+from ..infra import atomic_file, atomic_write_bytes
 from ..models import Flow
 from .config import TrainConfig
+from .events import CheckpointEvent, DoneEvent, EvalEvent, Event, FailEvent, NanEvent, StartEvent, StepEvent
+from .factory import build_model
+from .images import TOY_SAMPLE_POINTS, sample_image, write_png
 
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.jsonl"
@@ -42,11 +41,11 @@ SAMPLES_FILE = "samples.png"
 CHECKPOINT_DIR = "checkpoints"
 CHECKPOINTS = ("last", "best")
 RUN_STATES = ("created", "running", "paused", "stopped", "done", "failed")
-#: Permissions of the files written (mkstemp alone would make them private to the owner).
-FILE_MODE = 0o644
 RUNS_DIR_ENV = "FLOWLAB_RUNS_DIR"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 #: Keys present in every metrics line; a value is null where it does not apply to that line's kind.
+#: Seconds between two status.json updates while training.
+STATUS_INTERVAL_S = 2.0
 METRIC_KEYS = ("kind", "step", "loss", "train_bits_per_dim", "test_bits_per_dim", "images_per_sec", "elapsed")
 
 
@@ -55,44 +54,7 @@ def default_runs_dir() -> Path:
     return Path(os.environ.get(RUNS_DIR_ENV) or REPO_ROOT / "runs")
 
 
-# --- atomic files ---------------------------------------------------------------------------------
-
-
-def _fsync_folder(folder: Path) -> None:
-    """Makes a rename inside ``folder`` durable (a no-op where folders cannot be opened, e.g. Windows)."""
-    with contextlib.suppress(OSError):
-        descriptor = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(descriptor)
-        finally:
-            os.close(descriptor)
-
-
-@contextlib.contextmanager
-def _atomic_file(path: Path) -> Iterator[BinaryIO]:
-    """A binary handle on a temp file beside ``path``; on success it is fsynced and renamed over ``path``.
-
-    A failure or a kill at any moment leaves the old file (or none) under the final name, never a part.
-    """
-    descriptor, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.chmod(temp_name, FILE_MODE)
-        with os.fdopen(descriptor, "wb") as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp_name, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temp_name)
-        raise
-    _fsync_folder(path.parent)
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Writes ``data`` to a temp file beside ``path``, fsyncs it and renames it over ``path``."""
-    with _atomic_file(Path(path)) as handle:
-        handle.write(data)
+# --- JSON ---------------------------------------------------------------------------------------------
 
 
 def _json_safe(value: Any) -> Any:
@@ -161,11 +123,8 @@ def create_run(root: str | Path, config: TrainConfig, name: str | None = None) -
 def remove_stale_temp_files(run_path: str | Path) -> list[Path]:
     """Deletes the temp files a killed writer left in the run folder; returns their paths."""
     run_path = Path(run_path)
-    stale = [*run_path.glob(".*.tmp"), *(run_path / CHECKPOINT_DIR).glob(".*.tmp")]
-    for path in stale:
-        with contextlib.suppress(OSError):
-            path.unlink()
-    return stale
+    checkpoints = run_path / CHECKPOINT_DIR
+    return [*infra.remove_stale_temp_files(run_path), *infra.remove_stale_temp_files(checkpoints)]
 
 
 def read_config(run_path: str | Path) -> TrainConfig:
@@ -197,16 +156,6 @@ def read_status(run_path: str | Path) -> dict[str, Any] | None:
     return status if isinstance(status, dict) else None
 
 
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OSError):
-        return True
-    return True
-
-
 def effective_state(status: dict[str, Any] | None) -> str:
     """The status's state, but "running"/"paused" of a process gone from this host reads "interrupted"."""
     if not status:
@@ -218,7 +167,7 @@ def effective_state(status: dict[str, Any] | None) -> str:
         state in live_states
         and host == socket.gethostname()
         and isinstance(pid, int)
-        and not _process_alive(pid)
+        and not infra.process_alive(pid)
     ):
         return "interrupted"
     return state
@@ -284,7 +233,7 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
     """Atomically writes ``state`` with torch.save: a kill at any moment leaves the old or the new file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with _atomic_file(path) as handle:
+    with atomic_file(path) as handle:
         torch.save(state, handle)
 
 
@@ -306,8 +255,6 @@ def load_run_model(
     run_path: str | Path, which: str = "last", map_location: str | torch.device = "cpu"
 ) -> tuple[Flow, TrainConfig]:
     """The trained model of a run (in eval mode) and its config."""
-    from .trainer import build_model  # the trainer imports this module
-
     config = read_config(run_path)
     state = load_checkpoint(checkpoint_path(run_path, which), map_location)
     model = build_model(config)
@@ -372,58 +319,84 @@ def list_runs(root: str | Path) -> list[RunInfo]:
     return sorted(infos, key=lambda info: info.updated, reverse=True)
 
 
-# --- images -----------------------------------------------------------------------------------------
+# --- the run-folder logger -----------------------------------------------------------------------------
 
 
-def png_bytes(image: Tensor) -> bytes:
-    """Encodes a uint8 image ``[H, W]`` (grey) or ``[H, W, 3]`` (RGB) as PNG, with zlib only."""
-    if image.dtype != torch.uint8 or image.dim() not in (2, 3) or (image.dim() == 3 and image.shape[2] != 3):
-        raise ValueError(f"expected a uint8 image [H, W] or [H, W, 3], got {image.dtype} {list(image.shape)}")
-    height, width = image.shape[:2]
-    colour_type = 0 if image.dim() == 2 else 2
-    rows = image.reshape(height, -1).contiguous().cpu()
-    # Each scanline starts with filter byte 0 (none).
-    raw = torch.cat([torch.zeros(height, 1, dtype=torch.uint8), rows], dim=1).numpy().tobytes()
+class TrainerState(Protocol):
+    """What :class:`RunLogger` reads from the trainer it records (a :class:`Trainer` has all of it)."""
 
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    config: TrainConfig
+    model: torch.nn.Module
+    step: int
 
-    header = struct.pack(">IIBBBBB", width, height, 8, colour_type, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(raw, 6))
-        + chunk(b"IEND", b"")
-    )
+    def state_dict(self) -> dict[str, Any]: ...
 
 
-def write_png(path: str | Path, image: Tensor) -> None:
-    """Atomically writes a uint8 image as a PNG file."""
-    atomic_write_bytes(path, png_bytes(image))
+class RunLogger:
+    """Persistence as a listener: writes a trainer's events into its run folder.
 
+    ``metrics.jsonl`` gets a line per ``log_every`` steps (throughput averaged since the last line), each
+    evaluation and each rejected NaN step; ``status.json`` says running (every STATUS_INTERVAL_S),
+    paused, stopped, done or failed; ``samples.png`` is redrawn at each evaluation; checkpoint events
+    write ``checkpoints/<which>.pt``. Attaching a logger to a resumed trainer removes the temp files a
+    killed writer left, drops the metrics lines after the trainer's step and saves its config.
+    ``main.py`` and the dashboard attach one each: ``trainer.run(on_event=[logger, ...])``.
+    """
 
-def image_grid(images: Tensor, columns: int = 8, padding: int = 2) -> Tensor:
-    """Tiles ``[N, H, W]`` values in [0, 1] into one uint8 image with ``padding`` pixels between tiles."""
-    count, height, width = images.shape
-    rows = math.ceil(count / columns)
-    grid = torch.zeros(rows * (height + padding) + padding, columns * (width + padding) + padding)
-    pixels = images.detach().float().clamp(0, 1).cpu()
-    for index in range(count):
-        top = padding + (index // columns) * (height + padding)
-        left = padding + (index % columns) * (width + padding)
-        grid[top : top + height, left : left + width] = pixels[index]
-    return (grid * 255).round().to(torch.uint8)
+    def __init__(self, run_dir: str | Path, trainer: TrainerState) -> None:
+        self.run_dir = Path(run_dir)
+        self.trainer = trainer
+        self._metrics: MetricsWriter | None = None
+        self._window_images = 0
+        self._window_seconds = 0.0
+        self._status_time = -math.inf
+        remove_stale_temp_files(self.run_dir)
+        truncate_metrics(self.run_dir, trainer.step)
+        write_json(self.run_dir / CONFIG_FILE, trainer.config.to_dict())
 
+    def set_status(self, state: str, **details: Any) -> None:
+        """Writes status.json with the trainer's step counts and ``details``."""
+        trainer = self.trainer
+        write_status(self.run_dir, state, step=trainer.step, steps=trainer.config.steps, **details)
+        self._status_time = time.monotonic()
 
-def density_image(points: Tensor, size: int = 256, extent: float = 4.0) -> Tensor:
-    """A 2D histogram of ``[N, 2]`` points over [-extent, extent]^2 as a uint8 image, y pointing up."""
-    xy = points.detach().float().cpu()
-    xy = xy[torch.isfinite(xy).all(1)]
-    cells = ((xy + extent) / (2 * extent) * size).floor().long()
-    inside = ((cells >= 0) & (cells < size)).all(1)
-    cells = cells[inside]
-    counts = torch.zeros(size * size)
-    counts.index_add_(0, (size - 1 - cells[:, 1]) * size + cells[:, 0], torch.ones(len(cells)))
-    counts = counts.reshape(size, size)
-    scaled = counts / counts.max().clamp_min(1)
-    return (scaled.sqrt() * 255).round().to(torch.uint8)
+    def __call__(self, event: Event) -> None:
+        config = self.trainer.config
+        if isinstance(event, StartEvent):
+            self._metrics = MetricsWriter(self.run_dir / METRICS_FILE)
+            self.set_status("running")
+        elif isinstance(event, StepEvent):
+            self._window_images += config.batch_size
+            self._window_seconds += event.seconds
+            if event.step % config.log_every == 0 or event.step == config.steps:
+                line = event.record()
+                line["images_per_sec"] = self._window_images / max(self._window_seconds, 1e-9)
+                self._window_images, self._window_seconds = 0, 0.0
+                self._write(line)
+            if time.monotonic() - self._status_time > STATUS_INTERVAL_S:
+                self.set_status("running")
+        elif isinstance(event, (NanEvent, EvalEvent)):
+            self._write(event.record())
+            if isinstance(event, EvalEvent):
+                picture = sample_image(self.trainer.model, config.is_image, self._sample_count())
+                write_png(self.run_dir / SAMPLES_FILE, picture)
+        elif isinstance(event, CheckpointEvent):
+            save_checkpoint(checkpoint_path(self.run_dir, event.which), self.trainer.state_dict())
+        elif isinstance(event, DoneEvent):
+            self._close()
+            self.set_status("done" if event.reason == "finished" else "stopped")
+        elif isinstance(event, FailEvent):
+            self._close()
+            self.set_status(event.state, message=event.message)
+
+    def _sample_count(self) -> int:
+        return self.trainer.config.sample_count if self.trainer.config.is_image else TOY_SAMPLE_POINTS
+
+    def _write(self, line: dict[str, Any]) -> None:
+        if self._metrics is not None:
+            self._metrics.write(line)
+
+    def _close(self) -> None:
+        if self._metrics is not None:
+            self._metrics.close()
+            self._metrics = None

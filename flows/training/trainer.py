@@ -3,8 +3,9 @@
 "Random draw a batch of MNIST data and let realnvp give the probabilities of every sample from this
 batch, and mean this batch of probability and let negative this mean as loss and do gradient descent":
 each step draws a random batch, dequantizes it, takes loss = -mean logProbability and makes one AdamW
-step (warmup, learning-rate schedule, gradient clipping, weight decay). The trainer prints nothing; it
-reports events to a callback and, given a run folder, writes metrics and checkpoints (see runs.py).
+step (warmup, learning-rate schedule, gradient clipping, weight decay). The trainer prints nothing and
+writes no file: it reports typed events (events.py) to listeners; ``runs.RunLogger`` is the one that
+writes a run folder.
 
 Randomness: one CPU generator seeded by ``config.seed`` draws both the batch indices and the
 dequantization noise of the *global* batch; every process draws the same global batch and keeps its
@@ -14,12 +15,13 @@ every checkpoint, which makes a resumed run continue step for step.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import random
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -28,118 +30,31 @@ import torch
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
-from ..bijection import Logit
-from ..data import bits_per_dim, dequantize, load_mnist, make_toy, random_batch
-from ..models import NICE, Flow, RealNVP
-from ..priors import PRIORS
+from ..data import bits_per_dim, dequantize, random_batch
+from ..models import Flow
 from ..speed import bf16_status
 from . import runs
-from .config import IMAGE_DIMS, TOY_DIMS, TOY_TEST_POINTS, TrainConfig
+from .config import IMAGE_DIMS, TrainConfig
 from .distributed import all_reduce_mean, all_reduce_sum, any_process, current_context, resolve_device
+from .events import (
+    CheckpointEvent,
+    DoneEvent,
+    EvalEvent,
+    Event,
+    FailEvent,
+    Listener,
+    NanEvent,
+    StartEvent,
+    StepEvent,
+)
+from .factory import build_model, check_datasets, load_datasets
 
 #: Seed of the dequantization noise used by every evaluation, so test numbers compare across evaluations.
 EVAL_NOISE_SEED = 1234
-#: Seed of the latent draws of samples.png, so successive grids show the same latents.
-SAMPLE_SEED = 0
-#: Points drawn for the 2D density image of a toy run.
-TOY_SAMPLE_POINTS = 20000
-#: Seconds between two status.json updates while training.
-STATUS_INTERVAL_S = 2.0
-
-Event = dict[str, Any]
 
 
 class NonFiniteLossError(RuntimeError):
     """The loss was NaN or infinite more often than ``config.nan_retries`` allows."""
-
-
-def build_model(config: TrainConfig) -> Flow:
-    """The flow a config describes: NICE or RealNVP on ``[784]`` with :class:`Logit` last for images
-    (so densities are over [0, 1)^784), or on ``[2]`` without it for the 2D toys."""
-    config.validate()
-    prior = PRIORS[config.prior]([config.dims])
-    model_class = NICE if config.model == "nice" else RealNVP
-    model = model_class(
-        prior,
-        hidden=config.hidden,
-        blocks=config.blocks,
-        activation=config.activation,
-        split=config.resolved_split(),
-    )
-    if config.is_image:
-        model.layers.append(Logit(config.logit_alpha))
-    return model
-
-
-def load_datasets(config: TrainConfig) -> tuple[Tensor, Tensor]:
-    """The training and test data a config names: uint8 ``[N, 784]`` images or float32 ``[N, 2]`` points.
-
-    With ``config.holdout = N > 0`` only the test split is read: its last N images are the test set and
-    the others the training set (for machines holding only MNIST's t10k files).
-    """
-    if not config.is_image:
-        noise = config.toy_noise
-        train = make_toy(config.dataset, config.toy_points, noise, seed=config.seed)
-        test = make_toy(config.dataset, TOY_TEST_POINTS, noise, seed=(config.seed + 1) % 2**63)
-        return train, test
-    root = config.resolved_data_dir()
-    if config.holdout:
-        images, _ = load_mnist(root, "test", config.dataset)
-        if config.holdout >= len(images):
-            raise ValueError(
-                f"holdout {config.holdout} leaves no training images: the test split has {len(images)}"
-            )
-        train, test = images[: -config.holdout], images[-config.holdout :]
-    else:
-        try:
-            train, _ = load_mnist(root, "train", config.dataset)
-        except FileNotFoundError as error:
-            raise FileNotFoundError(
-                f"{error}. Or, with only the test files, train on part of them: --holdout 1000"
-            ) from None
-        test, _ = load_mnist(root, "test", config.dataset)
-    return train.reshape(len(train), -1), test.reshape(len(test), -1)
-
-
-def check_datasets(
-    config: TrainConfig, train: Tensor, test: Tensor, world_size: int = 1
-) -> tuple[Tensor, Tensor]:
-    """Checks data against the config and returns it flat: ``[N, 784]`` uint8 or ``[N, 2]`` float32."""
-    checked = []
-    for name, data in (("train_data", train), ("test_data", test)):
-        if not isinstance(data, Tensor):
-            raise ValueError(f"{name} must be a torch.Tensor, got {type(data).__name__}")
-        if config.is_image:
-            if data.dtype != torch.uint8 or data.dim() < 2 or data[0].numel() != IMAGE_DIMS:
-                raise ValueError(
-                    f"{name} must hold uint8 images [N, 28, 28] (raw pixels 0..255) for {config.dataset}, "
-                    f"got {data.dtype} {list(data.shape)}"
-                )
-            data = data.reshape(len(data), IMAGE_DIMS)
-        else:
-            if data.dim() != 2 or not data.is_floating_point():
-                raise ValueError(f"{name} must be float points [N, 2], got {data.dtype} {list(data.shape)}")
-            if data.shape[1] % 2:
-                raise ValueError(
-                    f"{name} has {data.shape[1]} coordinates per sample; a coupling splits samples into two "
-                    "equal halves, so the number of coordinates must be even"
-                )
-            if data.shape[1] != TOY_DIMS:
-                raise ValueError(f"{name} must hold 2D points [N, 2], got {list(data.shape)}")
-            data = data.to(torch.float32)
-        if len(data) == 0:
-            raise ValueError(f"{name} is empty")
-        checked.append(data.cpu())
-    train, test = checked
-    if config.batch_size > len(train):
-        raise ValueError(
-            f"batch_size {config.batch_size} is larger than the {len(train)} training samples; lower it"
-        )
-    if config.batch_size % world_size:
-        raise ValueError(
-            f"batch_size {config.batch_size} (the global batch) must split evenly over {world_size} processes"
-        )
-    return train, test
 
 
 class _NegativeLogLikelihood(nn.Module):
@@ -168,8 +83,6 @@ class Trainer:
 
     Args:
         config: the hyperparameters (validated here).
-        run_dir: a run folder (see :func:`runs.create_run`) to write metrics, samples, status and
-            checkpoints into; None keeps everything in memory. Only rank 0 writes.
         train_data, test_data: override the dataset: uint8 ``[N, 28, 28]`` images, or float ``[N, 2]``
             points for the 2D toys.
 
@@ -190,7 +103,6 @@ class Trainer:
     def __init__(
         self,
         config: TrainConfig,
-        run_dir: str | Path | None = None,
         train_data: Tensor | None = None,
         test_data: Tensor | None = None,
     ) -> None:
@@ -225,14 +137,9 @@ class Trainer:
         self.nan_count = 0
         self.best_test_loss: float | None = None
         self.batch_hook: Callable[[int, Tensor], Tensor] | None = None
-        self.run_dir = Path(run_dir) if run_dir is not None and self.context.is_main else None
         self._elapsed_before = 0.0  # seconds trained in earlier sessions of this run
         self._clock_start: float | None = None
         self._snapshot = self._take_snapshot()
-        self._metrics: runs.MetricsWriter | None = None
-        self._window_images = 0
-        self._window_seconds = 0.0
-        self._status_time = 0.0
         self._last_eval_step: int | None = None
 
     # --- construction from a run folder -------------------------------------------------------------
@@ -247,22 +154,17 @@ class Trainer:
     ) -> Trainer:
         """Resumes a run from its config.json and checkpoints/last.pt (from step 0 if it has none yet).
 
-        ``overrides`` replaces config fields (e.g. ``{"steps": 20000}``) and is saved to config.json.
-        Metrics lines written after the checkpoint are dropped, so the run continues exactly.
+        ``overrides`` replaces config fields (e.g. ``{"steps": 20000}``); only the config's resumable
+        fields may change (:meth:`TrainConfig.resumed`). Reads only: attach ``runs.RunLogger`` to write.
         """
         run_dir = Path(run_dir)
         config = runs.read_config(run_dir)
         if overrides:
-            config = replace(config, **overrides).validate()
-        trainer = cls(config, run_dir, train_data, test_data)
+            config = config.resumed(overrides)
+        trainer = cls(config, train_data, test_data)
         last = runs.checkpoint_path(run_dir, "last")
         if last.is_file():
             trainer.load_state_dict(runs.load_checkpoint(last))
-        if trainer.run_dir is not None:
-            runs.remove_stale_temp_files(run_dir)
-            runs.truncate_metrics(run_dir, trainer.step)
-            if overrides:
-                runs.write_json(run_dir / runs.CONFIG_FILE, config.to_dict())
         return trainer
 
     # --- state ----------------------------------------------------------------------------------------
@@ -359,12 +261,9 @@ class Trainer:
         batch = batch[context.rank * per_process : (context.rank + 1) * per_process]
         return batch.to(self.device, non_blocking=True)
 
-    def train_step(self) -> Event:
-        """One optimizer step on a random batch; a NaN/inf loss rejects the step (kind "nan").
-
-        Returns a "step" event: step, loss (nats, -mean logProbability over the global batch),
-        bits_per_dim (None for 2D), images_per_sec, lr, grad_norm, elapsed.
-        """
+    def train_step(self) -> StepEvent | NanEvent:
+        """One optimizer step on a random batch: a :class:`StepEvent`, or a :class:`NanEvent` when a
+        NaN/inf loss or gradient norm rejected the step."""
         if self._clock_start is None:
             self._clock_start = time.perf_counter()
         started = time.perf_counter()
@@ -389,20 +288,16 @@ class Trainer:
         if self.step % self.snapshot_every == 0:
             self._snapshot = self._take_snapshot()
         seconds = time.perf_counter() - started
-        self._window_images += config.batch_size
-        self._window_seconds += seconds
-        bits = self._bits_per_dim(loss_value)
-        return {
-            "kind": "step",
-            "step": self.step,
-            "loss": loss_value,
-            "bits_per_dim": bits,
-            "train_bits_per_dim": bits,
-            "images_per_sec": config.batch_size / max(seconds, 1e-9),
-            "lr": lr,
-            "grad_norm": grad_norm,
-            "elapsed": self.elapsed,
-        }
+        return StepEvent(
+            step=self.step,
+            elapsed=self.elapsed,
+            loss=loss_value,
+            bits_per_dim=self._bits_per_dim(loss_value),
+            images_per_sec=config.batch_size / max(seconds, 1e-9),
+            lr=lr,
+            grad_norm=grad_norm,
+            seconds=seconds,
+        )
 
     def _clip_gradients(self, max_norm: float) -> float:
         """The global gradient norm; scales the gradients to ``max_norm`` (0: never) when it is exceeded.
@@ -419,7 +314,7 @@ class Trainer:
             torch.nn.utils.clip_grads_with_norm_(self.model.parameters(), max_norm, total_norm)
         return norm
 
-    def _reject_step(self, loss_value: float, grad_norm: float) -> Event:
+    def _reject_step(self, loss_value: float, grad_norm: float) -> NanEvent:
         """Discards the gradients, restores the last good state and lowers the learning rate."""
         self.optimizer.zero_grad(set_to_none=True)
         self._restore_snapshot()
@@ -433,22 +328,21 @@ class Trainer:
             f"restored from step {self._snapshot['step']}, learning rate x{self.config.nan_lr_factor} "
             f"(now {new_lr:.3g}); {self.nan_count} of {self.config.nan_retries} allowed"
         )
-        return {
-            "kind": "nan",
-            "step": self.step,
-            "loss": loss_value,
-            "grad_norm": grad_norm,
-            "lr": new_lr,
-            "restored_step": self._snapshot["step"],
-            "nan_count": self.nan_count,
-            "message": message,
-            "elapsed": self.elapsed,
-        }
+        return NanEvent(
+            step=self.step,
+            elapsed=self.elapsed,
+            loss=loss_value,
+            grad_norm=grad_norm,
+            lr=new_lr,
+            restored_step=self._snapshot["step"],
+            nan_count=self.nan_count,
+            message=message,
+        )
 
     # --- evaluation ----------------------------------------------------------------------------------
 
     @torch.no_grad()
-    def evaluate(self) -> Event:
+    def evaluate(self) -> EvalEvent:
         """Test loss (nats) and bits/dim over the whole test split, in float32 batches, without gradients.
 
         The dequantization noise comes from a generator seeded with EVAL_NOISE_SEED at every call, so
@@ -467,152 +361,91 @@ class Trainer:
             total += log_prob.double().sum()
             count += len(x)
         test_loss = -float(all_reduce_sum(total) / all_reduce_sum(count))
-        return {
-            "kind": "eval",
-            "step": self.step,
-            "test_loss": test_loss,
-            "test_bits_per_dim": self._bits_per_dim(test_loss),
-            "elapsed": self.elapsed,
-        }
-
-    @torch.no_grad()
-    def sample_image(self) -> Tensor:
-        """uint8 image of samples: a grid of ``sample_count`` digits, or a 2D density of toy samples."""
-        count = self.config.sample_count if self.config.is_image else TOY_SAMPLE_POINTS
-        cuda_devices = [self.device] if self.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=cuda_devices):
-            torch.manual_seed(SAMPLE_SEED)
-            samples = self.model.sample(count)
-        if not self.config.is_image:
-            return runs.density_image(samples)
-        columns = math.ceil(math.sqrt(count))
-        return runs.image_grid(samples.reshape(count, 28, 28), columns=columns)
+        return EvalEvent(
+            step=self.step,
+            elapsed=self.elapsed,
+            test_loss=test_loss,
+            test_bits_per_dim=self._bits_per_dim(test_loss),
+        )
 
     # --- the loop ------------------------------------------------------------------------------------
 
-    def set_status(self, state: str, **details: Any) -> None:
-        """Writes status.json (rank 0 with a run folder only) with the step counts and ``details``."""
-        if self.run_dir is not None:
-            runs.write_status(self.run_dir, state, step=self.step, steps=self.config.steps, **details)
-            self._status_time = time.monotonic()
-
-    def _log(self, record: Event) -> None:
-        if self._metrics is not None:
-            self._metrics.write(record)
-
-    def _log_step(self, record: Event) -> None:
-        """Writes a step line every log_every steps with the throughput averaged since the last line."""
-        if self.step % self.config.log_every and self.step != self.config.steps:
-            return
-        line = dict(record)
-        line.pop("bits_per_dim")
-        line["images_per_sec"] = self._window_images / max(self._window_seconds, 1e-9)
-        self._window_images, self._window_seconds = 0, 0.0
-        self._log(line)
-
-    def save_checkpoint(self, which: str = "last") -> Path | None:
-        """Atomically writes checkpoints/<which>.pt; returns its path (None without a run folder)."""
-        if self.run_dir is None:
-            return None
-        path = runs.checkpoint_path(self.run_dir, which)
-        runs.save_checkpoint(path, self.state_dict())
-        return path
-
-    def _checkpoint(self, emit: Callable[[Event], None]) -> None:
-        path = self.save_checkpoint("last")
-        if path is not None:
-            emit({"kind": "checkpoint", "step": self.step, "which": "last", "path": str(path)})
-
-    def _evaluate_and_record(self, emit: Callable[[Event], None]) -> None:
+    def _evaluate(self, emit: Listener) -> None:
+        """Evaluates, marks a new best test loss, and asks for a "best" checkpoint after one."""
         record = self.evaluate()
         self._last_eval_step = self.step
-        test_loss = record["test_loss"]
-        improved = math.isfinite(test_loss) and (
-            self.best_test_loss is None or test_loss < self.best_test_loss
+        improved = math.isfinite(record.test_loss) and (
+            self.best_test_loss is None or record.test_loss < self.best_test_loss
         )
         if improved:
-            self.best_test_loss = test_loss
-        record["best"] = improved
-        self._log(record)
-        emit(record)
-        if self.run_dir is not None:
-            runs.write_png(self.run_dir / runs.SAMPLES_FILE, self.sample_image())
-            if improved:
-                path = self.save_checkpoint("best")
-                emit({"kind": "checkpoint", "step": self.step, "which": "best", "path": str(path)})
+            self.best_test_loss = record.test_loss
+        emit(replace(record, best=improved))
+        if improved:
+            emit(CheckpointEvent(step=self.step, elapsed=self.elapsed, which="best"))
 
     def run(
         self,
-        on_event: Callable[[Event], None] | None = None,
+        on_event: Listener | Sequence[Listener] | None = None,
         should_stop: Callable[[], bool] | None = None,
     ) -> list[Event]:
         """Trains until ``config.steps``; returns every event, in order.
 
-        ``on_event(event)`` is called in this thread after each step, evaluation, checkpoint, rejected
-        NaN step and at the end (event["kind"] in "step", "eval", "checkpoint", "nan", "done"); blocking
-        in it pauses training. ``should_stop()`` returning True (in any process) ends the run after the
-        current step with a checkpoint and a "done" event whose "reason" is "stopped".
-        Raises NonFiniteLossError when the loss was not finite more than ``config.nan_retries`` times.
+        ``on_event`` (one listener or several, called in order) gets each event in this thread: a
+        :class:`StartEvent`, then :class:`StepEvent`, :class:`NanEvent`, :class:`EvalEvent`,
+        :class:`CheckpointEvent` as they happen, and a :class:`DoneEvent` (or a :class:`FailEvent`
+        before an exception leaves). Blocking in a listener pauses training. ``should_stop()`` returning
+        True (in any process) ends the run after the current step with a "last" checkpoint and a
+        DoneEvent whose reason is "stopped". Raises NonFiniteLossError when the loss was not finite
+        more than ``config.nan_retries`` times.
         """
         config = self.config
+        listeners = [] if on_event is None else [on_event] if callable(on_event) else list(on_event)
         history: list[Event] = []
 
         def emit(event: Event) -> None:
             history.append(event)
-            if on_event is not None:
-                on_event(event)
+            for listener in listeners:
+                listener(event)
 
-        if self.run_dir is not None:
-            self._metrics = runs.MetricsWriter(self.run_dir / runs.METRICS_FILE)
-        self.set_status("running")
         reason = "finished"
         try:
+            emit(StartEvent(step=self.step, elapsed=self.elapsed, steps=config.steps))
             while self.step < config.steps:
                 record = self.train_step()
-                if record["kind"] == "nan":
-                    self._log(record)
-                    emit(record)
+                emit(record)
+                if isinstance(record, NanEvent):
                     if self.nan_count > config.nan_retries:
                         raise NonFiniteLossError(
                             f"training stopped: the loss was not finite {self.nan_count} times "
-                            f"(more than nan_retries = {config.nan_retries}); last: {record['message']}. "
+                            f"(more than nan_retries = {config.nan_retries}); last: {record.message}. "
                             "Try a lower --lr, a smaller --grad-clip or no --amp"
                         )
                 else:
-                    self._log_step(record)
-                    emit(record)
                     if config.eval_every and self.step % config.eval_every == 0:
-                        self._evaluate_and_record(emit)
+                        self._evaluate(emit)
                     if config.checkpoint_every and self.step % config.checkpoint_every == 0:
-                        self._checkpoint(emit)
+                        emit(CheckpointEvent(step=self.step, elapsed=self.elapsed, which="last"))
                 if any_process(should_stop() if should_stop is not None else False, self.device):
                     reason = "stopped"
                     break
-                if time.monotonic() - self._status_time > STATUS_INTERVAL_S:
-                    self.set_status("running")
             if reason == "finished" and self._last_eval_step != self.step:
-                self._evaluate_and_record(emit)
-            self._checkpoint(emit)
+                self._evaluate(emit)
+            emit(CheckpointEvent(step=self.step, elapsed=self.elapsed, which="last"))
         except BaseException as error:
             state = "stopped" if isinstance(error, KeyboardInterrupt) else "failed"
-            self.set_status(state, message=str(error) or type(error).__name__)
+            message = str(error) or type(error).__name__
+            with contextlib.suppress(Exception):  # the original error is the one to raise
+                emit(FailEvent(step=self.step, elapsed=self.elapsed, state=state, message=message))
             raise
-        finally:
-            if self._metrics is not None:
-                self._metrics.close()
-                self._metrics = None
-        self.set_status("done" if reason == "finished" else "stopped")
+        best = self.best_test_loss
         emit(
-            {
-                "kind": "done",
-                "step": self.step,
-                "reason": reason,
-                "best_test_loss": self.best_test_loss,
-                "best_test_bits_per_dim": None
-                if self.best_test_loss is None
-                else self._bits_per_dim(self.best_test_loss),
-                "elapsed": self.elapsed,
-            }
+            DoneEvent(
+                step=self.step,
+                elapsed=self.elapsed,
+                reason=reason,
+                best_test_loss=best,
+                best_test_bits_per_dim=None if best is None else self._bits_per_dim(best),
+            )
         )
         return history
 

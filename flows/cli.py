@@ -1,0 +1,280 @@
+"""Train a flow from the terminal, by the seed's recipe (``main.py`` runs :func:`main`).
+
+    python main.py --model realnvp --dataset mnist --steps 20000
+    python main.py --dataset fashion-mnist --data-dir /usr/share/datasets/fashion-mnist --steps 200
+    python main.py --resume runs/<run-id> [--steps 30000]
+    torchrun --nproc_per_node=2 main.py --model realnvp --steps 20000
+
+Every run writes runs/<run-id>/ (config.json, metrics.jsonl, status.json, samples.png, checkpoints/).
+Exit codes: 0 finished; 130 stopped by Ctrl-C (SIGINT) and 143 by SIGTERM, both after writing
+checkpoints/last.pt (continue with --resume); 1 training failed (e.g. the loss kept turning NaN);
+2 invalid flags or data, rejected before any work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+from typing import Any, NoReturn
+
+from flows.speed import bf16_status, tune_malloc
+from flows.training import (
+    DoneEvent,
+    EvalEvent,
+    Event,
+    NanEvent,
+    NonFiniteLossError,
+    RunLogger,
+    StepEvent,
+    TrainConfig,
+    Trainer,
+    check_datasets,
+    load_datasets,
+    plan_data,
+    runs,
+)
+from flows.training.distributed import (
+    environment_context,
+    init_distributed,
+    resolve_device,
+    shutdown_distributed,
+)
+from flows.training.events import Listener
+from flows.training.flags import add_config_flags, config_values
+
+EXIT_FINISHED, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}  # 128 + signal number, the shell's convention
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line: ``main.py: error: <what> (see --help)``."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def build_parser(suppress_defaults: bool = False) -> argparse.ArgumentParser:
+    """The command line; with ``suppress_defaults`` only the flags actually given appear in the result."""
+    parser = OneLineParser(
+        prog="main.py",
+        description="Train a flow (a family of flows.registry, see --model) on MNIST, Fashion-MNIST or a "
+        "2D toy (loss = -mean logProbability of a random batch). Writes runs/<run-id>/. Under torchrun, "
+        "trains with DistributedDataParallel.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        argument_default=argparse.SUPPRESS if suppress_defaults else None,
+        epilog="Exit codes: 0 finished, 130 Ctrl-C / 143 SIGTERM (checkpoint written; --resume continues), "
+        "1 training failed, 2 invalid flags.",
+    )
+    add_config_flags(parser, suppress_defaults, extra_help={"amp": bf16_status("cpu")[1]})
+    run_options: dict[str, Any] = {} if suppress_defaults else {"default": None}
+    parser.add_argument(
+        "--runs-dir",
+        default=argparse.SUPPRESS if suppress_defaults else str(runs.default_runs_dir()),
+        help="folder holding the run folders ($FLOWLAB_RUNS_DIR, else runs/ in the repository)",
+    )
+    parser.add_argument(
+        "--run-name", help="name of the new run folder; None: <time>-<model>-<dataset>", **run_options
+    )
+    parser.add_argument(
+        "--resume",
+        metavar="RUN_DIR",
+        help="continue runs/<run-id> from checkpoints/last.pt exactly; of the flags above only "
+        + ", ".join(TrainConfig.flag(name) for name in TrainConfig.resumable_fields())
+        + " may differ from the run's",
+        **run_options,
+    )
+    parser.add_argument(
+        "--no-progress",
+        action="store_true",
+        default=argparse.SUPPRESS if suppress_defaults else False,
+        help="no progress bar (the metrics still go to metrics.jsonl)",
+    )
+    return parser
+
+
+def make_config(argv: Sequence[str]) -> tuple[TrainConfig, argparse.Namespace]:
+    """Parses flags into a validated TrainConfig (the saved one, when resuming); ValueError if invalid.
+
+    A new image run reads its data where :func:`flows.training.plan_data` finds it, as the dashboard
+    does (Debian's Fashion-MNIST, the automatic holdout when only the test split is on disk).
+    """
+    args = build_parser().parse_args(argv)
+    given = config_values(build_parser(suppress_defaults=True).parse_args(argv))
+    if args.resume is None:
+        config, _ = plan_data(TrainConfig(**config_values(args)).validate())
+        return config, args
+    if args.run_name is not None:
+        raise ValueError("--run-name names a new run; it cannot be combined with --resume")
+    return runs.read_config(args.resume).resumed(given, describe=TrainConfig.flag), args
+
+
+class StopRequest:
+    """Turns the first SIGINT/SIGTERM into a request to stop after the current step; a second one aborts."""
+
+    def __init__(self) -> None:
+        self.signal: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def install(self) -> None:
+        """Routes SIGINT and SIGTERM here, remembering the handlers to put back."""
+        self._previous = {signum: signal.signal(signum, self._handle) for signum in EXIT_SIGNAL}
+
+    def uninstall(self) -> None:
+        """Puts the previous handlers back."""
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous = {}
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.signal is not None:
+            raise KeyboardInterrupt
+        self.signal = signum
+
+    def __call__(self) -> bool:
+        return self.signal is not None
+
+
+class Progress:
+    """tqdm bar of steps with loss, bits/dim, images/s (and tqdm's ETA); prints evaluations and warnings."""
+
+    def __init__(self, total: int, initial: int, enabled: bool) -> None:
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=total, initial=initial, unit="step", disable=not enabled, dynamic_ncols=True)
+        self.enabled = enabled
+        self.images_per_sec: float | None = None
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, StepEvent):
+            rate = event.images_per_sec
+            self.images_per_sec = (
+                rate if self.images_per_sec is None else 0.9 * self.images_per_sec + 0.1 * rate
+            )
+            postfix = {"loss": f"{event.loss:.1f}"}
+            if event.bits_per_dim is not None:
+                postfix["bits/dim"] = f"{event.bits_per_dim:.3f}"
+            postfix["img/s"] = f"{self.images_per_sec:.0f}"
+            self.bar.set_postfix(postfix, refresh=False)
+            self.bar.update(event.step - self.bar.n)
+        elif isinstance(event, EvalEvent):
+            self.write(_describe_eval(event))
+        elif isinstance(event, NanEvent):
+            self.write(f"warning: {event.message}")
+
+    def write(self, text: str) -> None:
+        if self.enabled:
+            self.bar.write(text)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _describe_eval(event: EvalEvent) -> str:
+    value = event.test_bits_per_dim
+    text = f"test bits/dim {value:.4f}" if value is not None else f"test loss {event.test_loss:.4f} nats"
+    return f"step {event.step}: {text}{' (best)' if event.best else ''}"
+
+
+def _fail(message: str, code: int, show: bool) -> int:
+    if show:
+        print(f"main.py: error: {message}", file=sys.stderr)
+    return code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Runs the command line; returns the exit code (see the module docstring)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    context = environment_context()
+    show = context.is_main
+    try:
+        config, args = make_config(argv)
+        device = resolve_device(config.device, context.local_rank)
+        train_data, test_data = check_datasets(config, *load_datasets(config), context.world_size)
+    except (ValueError, FileNotFoundError) as error:
+        return _fail(str(error), EXIT_USAGE, show)
+    init_distributed(device)
+    tune_malloc()  # a training process: keep freed buffers for the next step (bench/NOTES.md)
+    try:
+        return _train(config, args, train_data, test_data, show)
+    finally:
+        shutdown_distributed()
+
+
+def _train(config: TrainConfig, args: argparse.Namespace, train_data: Any, test_data: Any, show: bool) -> int:
+    if args.resume is not None:
+        run_dir = Path(args.resume)
+        trainer = Trainer.from_run(run_dir, _resume_overrides(config, run_dir), train_data, test_data)
+        if trainer.step >= config.steps:
+            if show:
+                print(
+                    f"{run_dir} already reached step {trainer.step}; pass --steps N > {trainer.step} to go on"
+                )
+            return EXIT_FINISHED
+    else:
+        run_dir = runs.create_run(args.runs_dir, config, args.run_name) if show else None
+        trainer = Trainer(config, train_data, test_data)
+    if show:
+        print(f"run folder: {run_dir}\n{_describe_start(trainer)}")
+    stop = StopRequest()
+    stop.install()
+    progress = Progress(config.steps, trainer.step, show and not args.no_progress)
+    listeners: list[Listener] = [progress]
+    if show:  # rank 0 writes the run folder
+        listeners.insert(0, RunLogger(run_dir, trainer))
+    try:
+        history = trainer.run(on_event=listeners, should_stop=stop)
+    except NonFiniteLossError as error:
+        progress.close()
+        return _fail(str(error), EXIT_FAILED, show)
+    finally:
+        progress.close()
+        stop.uninstall()
+    done = history[-1]
+    assert isinstance(done, DoneEvent)
+    if show:
+        best = done.best_test_bits_per_dim
+        best_text = "" if best is None else f"; best test bits/dim {best:.4f}"
+        if done.reason == "stopped":
+            name = signal.Signals(stop.signal).name if stop.signal else "a stop request"
+            print(
+                f"stopped by {name} at step {trainer.step}{best_text}; checkpoint written, "
+                f"continue with: python main.py --resume {run_dir}"
+            )
+        else:
+            print(
+                f"finished {trainer.step} steps in {trainer.elapsed:.0f} s{best_text}; run folder: {run_dir}"
+            )
+    if done.reason == "stopped":
+        return EXIT_SIGNAL.get(stop.signal, EXIT_FINISHED) if stop.signal else EXIT_FINISHED
+    return EXIT_FINISHED
+
+
+def _describe_start(trainer: Trainer) -> str:
+    """One line on what is about to train, where and from which step."""
+    config, processes = trainer.config, trainer.context.world_size
+    parameters = sum(p.numel() for p in trainer.model.parameters())
+    model = f"{config.model} ({parameters:,} parameters, {config.blocks} blocks, hidden {config.hidden})"
+    data = f"{len(trainer.train_data):,} training / {len(trainer.test_data):,} test samples"
+    where = f"device {trainer.device}, {processes} process{'es' * (processes > 1)}"
+    return (
+        f"{model} on {config.dataset}: {data}; {where}, global batch {config.batch_size}; "
+        f"starting at step {trainer.step} of {config.steps}"
+    )
+
+
+def _resume_overrides(config: TrainConfig, run_dir: Path) -> dict[str, Any]:
+    """The fields in which ``config`` differs from the run's saved config."""
+    saved = runs.read_config(run_dir)
+    return {
+        name: getattr(config, name)
+        for name in TrainConfig.resumable_fields()
+        if getattr(config, name) != getattr(saved, name)
+    }
+
+
+if __name__ == "__main__":
+    sys.exit(main())

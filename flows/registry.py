@@ -1,0 +1,115 @@
+"""The table of flow families: every consumer (trainer, CLI, dashboard pages, playground) reads it.
+
+Adding a family is one :func:`register` call beside its class; an unknown name is a ValueError listing
+the valid ones, never a silent default. A family's ``builder(prior, **options)`` returns the
+:class:`flows.models.Flow`; ``options`` names the :class:`flows.training.TrainConfig` fields it reads,
+passed as keyword arguments of the same name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from .models import NICE, Flow, RealNVP
+from .priors import Prior
+
+#: The kinds of data a family can suit: 28 x 28 images (MNIST, Fashion-MNIST) and 2D toy densities.
+DATA_KINDS = ("image", "toy")
+#: TrainConfig fields the seed's coupling flows read.
+COUPLING_OPTIONS = ("hidden", "blocks", "activation", "split")
+
+
+@dataclass(frozen=True)
+class FlowFamily:
+    """One entry of the table: how to build a family of flows and what it suits."""
+
+    name: str  # the config's ``model`` value, e.g. "realnvp"
+    builder: Callable[..., Flow]  # builder(prior, **{option: value}) -> Flow
+    label: str  # shown in the UI as "Title (detail)", e.g. "RealNVP (affine)"
+    options: tuple[str, ...] = COUPLING_OPTIONS  # TrainConfig fields passed to the builder
+    data_kinds: tuple[str, ...] = DATA_KINDS  # which of DATA_KINDS it suits
+    description: str = ""  # one sentence for help texts
+
+    @property
+    def title(self) -> str:
+        """The label without its detail in parentheses: "RealNVP"."""
+        return self.label.split(" (")[0]
+
+    def build(self, prior: Prior, **options: Any) -> Flow:
+        """The flow for ``prior``, with the options this family reads (others are ignored)."""
+        return self.builder(prior, **{name: options[name] for name in self.options if name in options})
+
+    def suits(self, data_kind: str) -> bool:
+        """True if the family trains on ``data_kind`` ("image" or "toy")."""
+        return data_kind in self.data_kinds
+
+
+_FAMILIES: dict[str, FlowFamily] = {}
+
+
+def register(family: FlowFamily, *, replace: bool = False) -> FlowFamily:
+    """Adds ``family`` to the table; ValueError if its name is taken (unless ``replace``) or malformed."""
+    if not family.name or not family.name.replace("-", "").replace("_", "").isalnum():
+        raise ValueError(f"a family name needs letters, digits, '-' or '_', got {family.name!r}")
+    unknown_kinds = [kind for kind in family.data_kinds if kind not in DATA_KINDS]
+    if unknown_kinds or not family.data_kinds:
+        raise ValueError(f"data_kinds must be a non-empty subset of {DATA_KINDS}, got {family.data_kinds}")
+    if family.name in _FAMILIES and not replace:
+        raise ValueError(f"a flow family named {family.name!r} is already registered")
+    _FAMILIES[family.name] = family
+    return family
+
+
+def unregister(name: str) -> None:
+    """Removes a family (tests that registered a toy one clean up with this)."""
+    get_family(name)
+    del _FAMILIES[name]
+
+
+@contextmanager
+def registered(family: FlowFamily) -> Iterator[FlowFamily]:
+    """Registers ``family`` for the duration of a ``with`` block."""
+    register(family)
+    try:
+        yield family
+    finally:
+        _FAMILIES.pop(family.name, None)
+
+
+def get_family(name: str) -> FlowFamily:
+    """The family called ``name``; ValueError listing the valid names otherwise."""
+    family = _FAMILIES.get(name)
+    if family is None:
+        raise ValueError(f"unknown model {name!r}; choose one of {', '.join(_FAMILIES)}")
+    return family
+
+
+def families(data_kind: str | None = None) -> list[FlowFamily]:
+    """Every registered family in registration order, or those suiting ``data_kind``."""
+    return [f for f in _FAMILIES.values() if data_kind is None or f.suits(data_kind)]
+
+
+def family_names(data_kind: str | None = None) -> tuple[str, ...]:
+    """The names of :func:`families`."""
+    return tuple(f.name for f in families(data_kind))
+
+
+register(
+    FlowFamily(
+        "realnvp",
+        RealNVP,
+        "RealNVP (affine)",
+        description="affine couplings, y ← exp(s(x))·y + t(x), can stretch and squeeze",
+    )
+)
+register(
+    FlowFamily(
+        "nice",
+        NICE,
+        "NICE (additive)",
+        description="additive couplings, y ← y + t(x), keep areas; one final scaling",
+    )
+)

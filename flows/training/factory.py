@@ -1,0 +1,125 @@
+"""From a :class:`TrainConfig` to a model and data: the one place that reads the family registry.
+
+``main.py``, the dashboard's run manager, the Jacobian page and the playground all build through
+:func:`build_model`; data are located by :func:`plan_data` (see :mod:`flows.data.location`) and read
+by :func:`load_datasets`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import torch
+from torch import Tensor
+
+from ..bijection import Logit
+from ..data import load_mnist, make_toy
+from ..data.location import DataPlan, plan_image_data
+from ..data.mnist import default_data_dir
+from ..models import Flow
+from ..priors import PRIORS
+from ..registry import get_family
+from .config import IMAGE_DIMS, TOY_DIMS, TOY_TEST_POINTS, TrainConfig
+
+
+def build_model(config: TrainConfig) -> Flow:
+    """The flow a config describes: its registered family on ``[784]`` with :class:`Logit` last for
+    images (so densities are over pixel space), or on ``[2]`` without it for the 2D toys."""
+    config.validate()
+    family = get_family(config.model)
+    prior = PRIORS[config.prior]([config.dims])
+    options = {name: getattr(config, name) for name in family.options}
+    if "split" in options:
+        options["split"] = config.resolved_split()
+    model = family.build(prior, **options)
+    if config.is_image:
+        model.layers.append(Logit(config.logit_alpha))
+    return model
+
+
+def plan_data(config: TrainConfig) -> tuple[TrainConfig, DataPlan | None]:
+    """The config with its image folder and holdout chosen from the files on disk, and the plan.
+
+    2D toys need no plan (None). An explicit ``data_dir`` or ``holdout`` is kept. When the data are
+    missing the config comes back unchanged with the plan's ``problem`` set, and :func:`load_datasets`
+    raises the detailed FileNotFoundError.
+    """
+    if not config.is_image:
+        return config, None
+    plan = plan_image_data(config.dataset, config.data_dir or None, config.holdout)
+    if plan.problem:
+        return config, plan
+    default = default_data_dir(config.dataset)
+    data_dir = config.data_dir or ("" if plan.folder == default else str(plan.folder))
+    return replace(config, holdout=plan.holdout, data_dir=data_dir), plan
+
+
+def load_datasets(config: TrainConfig) -> tuple[Tensor, Tensor]:
+    """The training and test data a config names: uint8 ``[N, 784]`` images or float32 ``[N, 2]`` points.
+
+    With ``config.holdout = N > 0`` only the test split is read: its last N images are the test set and
+    the others the training set (for machines holding only MNIST's t10k files).
+    """
+    if not config.is_image:
+        noise = config.toy_noise
+        train = make_toy(config.dataset, config.toy_points, noise, seed=config.seed)
+        test = make_toy(config.dataset, TOY_TEST_POINTS, noise, seed=(config.seed + 1) % 2**63)
+        return train, test
+    root = config.resolved_data_dir()
+    if config.holdout:
+        images, _ = load_mnist(root, "test", config.dataset)
+        if config.holdout >= len(images):
+            raise ValueError(
+                f"holdout {config.holdout} leaves no training images: the test split has {len(images)}"
+            )
+        train, test = images[: -config.holdout], images[-config.holdout :]
+    else:
+        try:
+            train, _ = load_mnist(root, "train", config.dataset)
+        except FileNotFoundError as error:
+            raise FileNotFoundError(
+                f"{error}. Or, with only the test files, train on part of them: --holdout 1000"
+            ) from None
+        test, _ = load_mnist(root, "test", config.dataset)
+    return train.reshape(len(train), -1), test.reshape(len(test), -1)
+
+
+def check_datasets(
+    config: TrainConfig, train: Tensor, test: Tensor, world_size: int = 1
+) -> tuple[Tensor, Tensor]:
+    """Checks data against the config and returns it flat: ``[N, 784]`` uint8 or ``[N, 2]`` float32."""
+    checked = []
+    for name, data in (("train_data", train), ("test_data", test)):
+        if not isinstance(data, Tensor):
+            raise ValueError(f"{name} must be a torch.Tensor, got {type(data).__name__}")
+        if config.is_image:
+            if data.dtype != torch.uint8 or data.dim() < 2 or data[0].numel() != IMAGE_DIMS:
+                raise ValueError(
+                    f"{name} must hold uint8 images [N, 28, 28] (raw pixels 0..255) for {config.dataset}, "
+                    f"got {data.dtype} {list(data.shape)}"
+                )
+            data = data.reshape(len(data), IMAGE_DIMS)
+        else:
+            if data.dim() != 2 or not data.is_floating_point():
+                raise ValueError(f"{name} must be float points [N, 2], got {data.dtype} {list(data.shape)}")
+            if data.shape[1] % 2:
+                raise ValueError(
+                    f"{name} has {data.shape[1]} coordinates per sample; a coupling splits samples into two "
+                    "equal halves, so the number of coordinates must be even"
+                )
+            if data.shape[1] != TOY_DIMS:
+                raise ValueError(f"{name} must hold 2D points [N, 2], got {list(data.shape)}")
+            data = data.to(torch.float32)
+        if len(data) == 0:
+            raise ValueError(f"{name} is empty")
+        checked.append(data.cpu())
+    train, test = checked
+    if config.batch_size > len(train):
+        raise ValueError(
+            f"batch_size {config.batch_size} is larger than the {len(train)} training samples; lower it"
+        )
+    if config.batch_size % world_size:
+        raise ValueError(
+            f"batch_size {config.batch_size} (the global batch) must split evenly over {world_size} processes"
+        )
+    return train, test

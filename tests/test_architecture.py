@@ -1,0 +1,75 @@
+"""The layering the code promises (ARCHITECTURE.md): no import cycle in flows/, and no UI in the library."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _module_name(path: Path) -> tuple[str, str]:
+    """(module, package it resolves relative imports against) of a file under the repository."""
+    parts = path.relative_to(REPO).with_suffix("").parts
+    if parts[-1] == "__init__":
+        name = ".".join(parts[:-1])
+        return name, name
+    name = ".".join(parts)
+    return name, name.rsplit(".", 1)[0]
+
+
+def _import_graph(folder: str) -> dict[str, set[str]]:
+    """module -> the modules of ``folder`` it imports, at any depth of its code (functions included)."""
+    files = {_module_name(p): p for p in (REPO / folder).rglob("*.py")}
+    modules = {name for name, _ in files}
+    graph: dict[str, set[str]] = {}
+    for (name, package), path in files.items():
+        edges = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                base = package.split(".")[: len(package.split(".")) - node.level + 1] if node.level else []
+                target = ".".join([*base, node.module] if node.module else base)
+                for alias in node.names:
+                    edges.add(f"{target}.{alias.name}" if f"{target}.{alias.name}" in modules else target)
+            elif isinstance(node, ast.Import):
+                edges.update(alias.name for alias in node.names)
+        graph[name] = {edge for edge in edges if edge in modules and edge != name}
+    return graph
+
+
+def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import cycle of ``graph`` as a path, or None."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: finished
+
+    def visit(module: str, path: list[str]) -> list[str] | None:
+        state[module] = 1
+        for imported in sorted(graph[module]):
+            if state.get(imported) == 1:
+                return [*path[path.index(imported) :], imported]
+            if imported not in state and (found := visit(imported, [*path, imported])):
+                return found
+        state[module] = 2
+        return None
+
+    for module in sorted(graph):
+        if module not in state and (found := visit(module, [module])):
+            return found
+    return None
+
+
+def test_no_import_cycle_in_the_library() -> None:
+    cycle = _cycle(_import_graph("flows"))
+    assert cycle is None, " -> ".join(cycle)
+
+
+def test_the_cycle_finder_finds_a_cycle() -> None:
+    assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert _cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_the_library_never_imports_the_ui() -> None:
+    for path in (REPO / "flows").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            names += [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            assert not any(n.split(".")[0] in ("streamlit", "dashboard", "pages") for n in names), path
