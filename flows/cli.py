@@ -21,6 +21,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, NoReturn
 
+from flows.evaluation import SampleScorer, scorer_for
 from flows.speed import bf16_status, tune_malloc
 from flows.training import (
     DoneEvent,
@@ -28,6 +29,7 @@ from flows.training import (
     Event,
     NanEvent,
     NonFiniteLossError,
+    OverfitEvent,
     RunLogger,
     StepEvent,
     TrainConfig,
@@ -141,7 +143,7 @@ class StopRequest:
 class Progress:
     """tqdm bar of steps with loss, bits/dim, images/s (and tqdm's ETA); prints evaluations and warnings."""
 
-    def __init__(self, total: int, initial: int, enabled: bool) -> None:
+    def __init__(self, total: int | None, initial: int, enabled: bool) -> None:
         from tqdm import tqdm
 
         self.bar = tqdm(total=total, initial=initial, unit="step", disable=not enabled, dynamic_ncols=True)
@@ -162,7 +164,7 @@ class Progress:
             self.bar.update(event.step - self.bar.n)
         elif isinstance(event, EvalEvent):
             self.write(_describe_eval(event))
-        elif isinstance(event, NanEvent):
+        elif isinstance(event, (NanEvent, OverfitEvent)):
             self.write(f"warning: {event.message}")
 
     def write(self, text: str) -> None:
@@ -176,6 +178,14 @@ class Progress:
 def _describe_eval(event: EvalEvent) -> str:
     value = event.test_bits_per_dim
     text = f"test bits/dim {value:.4f}" if value is not None else f"test loss {event.test_loss:.4f} nats"
+    if event.train_bits_per_dim is not None and value is not None:
+        text += f" (training {event.train_bits_per_dim:.4f})"
+    score = event.sample_score
+    if score is not None:
+        text += (
+            f"; samples recognised {score['recognised']:.0%}, class entropy "
+            f"{score['class_entropy_bits']:.2f} bits, Frechet {score['frechet']:.1f}"
+        )
     return f"step {event.step}: {text}{' (best)' if event.best else ''}"
 
 
@@ -207,21 +217,26 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _train(config: TrainConfig, args: argparse.Namespace, train_data: Any, test_data: Any, show: bool) -> int:
     if args.resume is not None:
         run_dir = Path(args.resume)
-        trainer = Trainer.from_run(run_dir, _resume_overrides(config, run_dir), train_data, test_data)
-        if trainer.step >= config.steps:
-            if show:
+        trainer = Trainer.from_run(
+            run_dir, _resume_overrides(config, run_dir), train_data, test_data, _scorer(config, show)
+        )
+        if trainer.time_is_up() or (not config.minutes and trainer.step >= config.steps):
+            if show and config.minutes:
+                print(f"{run_dir} already trained its {config.minutes:g} minutes; pass a larger --minutes")
+            elif show:
                 print(
                     f"{run_dir} already reached step {trainer.step}; pass --steps N > {trainer.step} to go on"
                 )
             return EXIT_FINISHED
     else:
         run_dir = runs.create_run(args.runs_dir, config, args.run_name) if show else None
-        trainer = Trainer(config, train_data, test_data)
+        trainer = Trainer(config, train_data, test_data, _scorer(config, show))
     if show:
         print(f"run folder: {run_dir}\n{_describe_start(trainer)}")
     stop = StopRequest()
     stop.install()
-    progress = Progress(config.steps, trainer.step, show and not args.no_progress)
+    total = None if config.minutes else config.steps  # a time budget has no step count to show
+    progress = Progress(total, trainer.step, show and not args.no_progress)
     listeners: list[Listener] = [progress]
     if show:  # rank 0 writes the run folder
         listeners.insert(0, RunLogger(run_dir, trainer))
@@ -245,12 +260,22 @@ def _train(config: TrainConfig, args: argparse.Namespace, train_data: Any, test_
                 f"continue with: python main.py --resume {run_dir}"
             )
         else:
+            why = {
+                "time": f" (the {config.minutes:g}-minute budget)",
+                "early stop": f" (early stop: no new best in {config.early_stop} evaluations)",
+            }.get(done.reason, "")
             print(
-                f"finished {trainer.step} steps in {trainer.elapsed:.0f} s{best_text}; run folder: {run_dir}"
+                f"finished {trainer.step} steps in {trainer.elapsed:.0f} s{why}{best_text}; "
+                f"run folder: {run_dir}"
             )
     if done.reason == "stopped":
         return EXIT_SIGNAL.get(stop.signal, EXIT_FINISHED) if stop.signal else EXIT_FINISHED
     return EXIT_FINISHED
+
+
+def _scorer(config: TrainConfig, show: bool) -> SampleScorer | None:
+    """The sample scorer of rank 0 (it prints when it trains the judge), None where not wanted."""
+    return scorer_for(config, on_progress=lambda message: print(message, file=sys.stderr)) if show else None
 
 
 def _describe_start(trainer: Trainer) -> str:
@@ -260,9 +285,10 @@ def _describe_start(trainer: Trainer) -> str:
     model = f"{config.model} ({parameters:,} parameters, {config.blocks} blocks, hidden {config.hidden})"
     data = f"{len(trainer.train_data):,} training / {len(trainer.test_data):,} test samples"
     where = f"device {trainer.device}, {processes} process{'es' * (processes > 1)}"
-    return (
-        f"{model} on {config.dataset}: {data}; {where}, global batch {config.batch_size}; "
-        f"starting at step {trainer.step} of {config.steps}"
+    return f"{model} on {config.dataset}: {data}; {where}, global batch {config.batch_size}; " + (
+        f"training for {config.minutes:g} minutes from step {trainer.step}"
+        if config.minutes
+        else f"starting at step {trainer.step} of {config.steps}"
     )
 
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
+# The sample score trains a classifier the first time (most of a minute): off for every run the tests
+# start, main.py subprocesses included; the tests of the score pass a judge of their own.
+os.environ["FLOWLAB_NO_SAMPLE_SCORE"] = "1"
 SHARED_MNIST = REPO.parent / "shared" / "data" / "mnist"
 FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 

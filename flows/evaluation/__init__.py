@@ -9,13 +9,17 @@ from .judge import (
     judge_cached,
     load_judge,
 )
+from .scorer import SCORE_TEMPERATURE, SampleScorer, scorer_for
 
 __all__ = [
     "RECOGNISED_PROBABILITY",
+    "SCORE_TEMPERATURE",
     "Classifier",
     "Judge",
     "SampleScore",
+    "SampleScorer",
     "frechet_distance",
     "judge_cached",
     "load_judge",
+    "scorer_for",
 ]

@@ -13,9 +13,10 @@ numbers for real images, which every score carries as its reference. For a set o
   with this small net in place of Inception).
 
 Besides the ten classes the net has an eleventh, "not an image of the dataset", trained on
-synthetic junk (uniform noise, pixel-shuffled images, blurred noise), so that noise is not
-confidently called a digit. The classifier is cached under the data folder as safetensors with its
-held-out accuracy in a JSON file beside it; nothing is ever unpickled.
+synthetic junk (uniform noise, pixel-shuffled images, blurred noise, and blobs: the average of four
+images with or without pixel noise on top, what an undertrained flow draws), so that noise and
+blobs are not confidently called a digit. The classifier is cached under the data folder as
+safetensors with its held-out accuracy in a JSON file beside it; nothing is ever unpickled.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ RECOGNISED_PROBABILITY = 0.9
 #: Index of the extra "junk" class (0..9 are the dataset's classes).
 JUNK_CLASS = NUM_CLASSES
 #: Bump when the net, its training or its data change: a cached judge of another version is retrained.
-JUDGE_VERSION = 1
+JUDGE_VERSION = 2
 #: Held-out images when only the 10,000-image test split is present (the first 8,000 train the judge).
 TEST_ONLY_HELDOUT = 2000
 #: At most this many training images (all 60,000 of Fashion-MNIST would take minutes).
@@ -108,16 +109,25 @@ def as_images(images: Tensor) -> Tensor:
 
 
 def junk_images(real: Tensor, generator: torch.Generator) -> Tensor:
-    """Images that are not of the dataset, as many as ``real`` (float ``[N, 1, 28, 28]``): a third
-    uniform noise, a third the pixels of real images shuffled, a third blurred noise at random contrast."""
+    """Images that are not of the dataset, as many as ``real`` (float ``[N, 1, 28, 28]``), in equal
+    shares: uniform noise; the pixels of real images shuffled; blurred noise at random contrast; blobs,
+    the mean of four real images, half of them with uniform noise of up to 0.6 added."""
     count = len(real)
     noise = torch.rand(real.shape, generator=generator)
     order = torch.argsort(torch.rand(count, 28 * 28, generator=generator), dim=1)
     shuffled = torch.gather(real.reshape(count, -1), 1, order).reshape(real.shape)
     blurred = functional.avg_pool2d(noise, 5, stride=1, padding=2, count_include_pad=False)
     blurred = ((blurred - 0.5) * (1 + 8 * torch.rand(count, 1, 1, 1, generator=generator)) + 0.5).clamp(0, 1)
-    kind = torch.randint(3, (count, 1, 1, 1), generator=generator)
-    return torch.where(kind == 0, noise, torch.where(kind == 1, shuffled, blurred))
+    mixes = torch.stack([real[torch.randperm(count, generator=generator)] for _ in range(4)]).mean(0)
+    speckle = (
+        0.6 * torch.rand(count, 1, 1, 1, generator=generator) * torch.rand(real.shape, generator=generator)
+    )
+    speckled = torch.rand(count, 1, 1, 1, generator=generator) < 0.5
+    blobs = torch.where(speckled, (mixes + speckle).clamp(0, 1), mixes)
+    kind = torch.randint(4, (count, 1, 1, 1), generator=generator)
+    return torch.where(
+        kind == 0, noise, torch.where(kind == 1, shuffled, torch.where(kind == 2, blurred, blobs))
+    )
 
 
 def frechet_distance(features_a: Tensor, features_b: Tensor) -> float:

@@ -14,7 +14,17 @@ from .config import (
     ConfigError,
     TrainConfig,
 )
-from .events import CheckpointEvent, DoneEvent, EvalEvent, Event, FailEvent, NanEvent, StartEvent, StepEvent
+from .events import (
+    CheckpointEvent,
+    DoneEvent,
+    EvalEvent,
+    Event,
+    FailEvent,
+    NanEvent,
+    OverfitEvent,
+    StartEvent,
+    StepEvent,
+)
 from .factory import build_model, check_datasets, load_datasets, plan_data
 from .runs import RunInfo, RunLogger, list_runs, load_run_model
 from .trainer import NonFiniteLossError, Trainer
@@ -33,6 +43,7 @@ __all__ = [
     "FailEvent",
     "NanEvent",
     "NonFiniteLossError",
+    "OverfitEvent",
     "RunInfo",
     "RunLogger",
     "StartEvent",

@@ -14,6 +14,7 @@ Checkpoints hold only tensors, numbers, strings, lists, tuples and dicts, so the
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -30,7 +31,17 @@ from .. import infra
 from ..infra import atomic_file, atomic_write_bytes
 from ..models import Flow
 from .config import TrainConfig
-from .events import CheckpointEvent, DoneEvent, EvalEvent, Event, FailEvent, NanEvent, StartEvent, StepEvent
+from .events import (
+    CheckpointEvent,
+    DoneEvent,
+    EvalEvent,
+    Event,
+    FailEvent,
+    NanEvent,
+    OverfitEvent,
+    StartEvent,
+    StepEvent,
+)
 from .factory import build_model
 from .images import TOY_SAMPLE_POINTS, sample_image, write_png
 
@@ -39,7 +50,7 @@ METRICS_FILE = "metrics.jsonl"
 STATUS_FILE = "status.json"
 SAMPLES_FILE = "samples.png"
 CHECKPOINT_DIR = "checkpoints"
-CHECKPOINTS = ("last", "best")
+CHECKPOINTS = ("best", "last")  # in the order pages offer them: best first, the default choice
 RUN_STATES = ("created", "running", "paused", "stopped", "done", "failed")
 RUNS_DIR_ENV = "FLOWLAB_RUNS_DIR"
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -254,11 +265,13 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
 def load_run_model(
     run_path: str | Path, which: str = "last", map_location: str | torch.device = "cpu"
 ) -> tuple[Flow, TrainConfig]:
-    """The trained model of a run (in eval mode) and its config."""
+    """The trained model of a run (in eval mode) and its config: the moving average of its weights
+    where the run kept one (``ema_decay``), as its evaluations and samples used."""
     config = read_config(run_path)
     state = load_checkpoint(checkpoint_path(run_path, which), map_location)
     model = build_model(config)
-    model.load_state_dict(state["model"])
+    ema = state.get("ema")
+    model.load_state_dict(ema["average"] if isinstance(ema, dict) and "average" in ema else state["model"])
     return model.to(map_location).eval(), config
 
 
@@ -375,19 +388,24 @@ class RunLogger:
                 self._write(line)
             if time.monotonic() - self._status_time > STATUS_INTERVAL_S:
                 self.set_status("running")
-        elif isinstance(event, (NanEvent, EvalEvent)):
+        elif isinstance(event, (NanEvent, EvalEvent, OverfitEvent)):
             self._write(event.record())
             if isinstance(event, EvalEvent):
-                picture = sample_image(self.trainer.model, config.is_image, self._sample_count())
+                with self._evaluation_weights() as model:
+                    picture = sample_image(model, config.is_image, self._sample_count())
                 write_png(self.run_dir / SAMPLES_FILE, picture)
         elif isinstance(event, CheckpointEvent):
             save_checkpoint(checkpoint_path(self.run_dir, event.which), self.trainer.state_dict())
         elif isinstance(event, DoneEvent):
             self._close()
-            self.set_status("done" if event.reason == "finished" else "stopped")
+            self.set_status("stopped" if event.reason == "stopped" else "done", reason=event.reason)
         elif isinstance(event, FailEvent):
             self._close()
             self.set_status(event.state, message=event.message)
+
+    def _evaluation_weights(self) -> contextlib.AbstractContextManager[torch.nn.Module]:
+        weights = getattr(self.trainer, "evaluation_weights", None)  # the averaged weights, if any
+        return weights() if weights is not None else contextlib.nullcontext(self.trainer.model)
 
     def _sample_count(self) -> int:
         return self.trainer.config.sample_count if self.trainer.config.is_image else TOY_SAMPLE_POINTS
