@@ -62,11 +62,11 @@ def test_noise_scores_low(judge_cache) -> None:
 def test_one_class_has_no_entropy(judge_cache, mnist_dir) -> None:
     judge, _, _ = judge_cache
     images, labels = load_mnist(mnist_dir, "test")
-    sevens = images[-1000:][labels[-1000:] == 7]  # uint8 digits are accepted as they are
-    score = judge.score(sevens)
-    assert score.class_counts[7] >= 0.95 * len(sevens)
-    assert score.class_entropy_bits < 0.4
-    assert score.recognised >= 0.8
+    ones = images[-1000:][labels[-1000:] == 1]  # uint8 digits are accepted as they are
+    score = judge.score(ones)
+    assert score.class_counts[1] >= 0.97 * len(ones)
+    assert score.class_entropy_bits < 0.2
+    assert score.recognised >= 0.85
 
 
 def test_the_judge_rejects_images_of_another_size(judge_cache) -> None:

@@ -6,7 +6,8 @@ Layout of ``<root>/<run-id>/``::
     metrics.jsonl        one JSON object per line, flushed at once (see METRIC_KEYS)
     status.json          {"state": "running" | "paused" | "stopped" | "done" | "failed", "pid", ...}
     samples.png          a grid of samples (images) or a 2D histogram of samples (toys), per evaluation
-    checkpoints/last.pt  the latest state; best.pt the state with the lowest test loss
+    checkpoints/last.pt  the latest state; best.pt the state with the lowest test loss (with "ema", the
+                         moving average of the weights, when the run keeps one)
 
 Checkpoints hold only tensors, numbers, strings, lists, tuples and dicts, so they load with
 ``torch.load(weights_only=True)``; nothing is ever unpickled.
