@@ -45,6 +45,7 @@ from flows.training import (
     runs,
 )
 from flows.training.images import sample_image
+from flows.training.tensorboard import TensorBoardLogger, tensorboard_logger
 
 #: Seconds between two fresh sample grids drawn by a training thread.
 SAMPLE_INTERVAL_S = 2.0
@@ -336,6 +337,7 @@ class RunManager:
     def _train(self, managed: _ManagedRun) -> None:
         """Body of a training thread: builds the Trainer and runs it, reporting into ``managed``."""
         logger: RunLogger | None = None
+        board: TensorBoardLogger | None = None
         try:
             if managed.resume:
                 overrides = {"steps": managed.config.steps, "num_threads": managed.config.num_threads}
@@ -347,8 +349,13 @@ class RunManager:
                 managed.step = trainer.step
                 managed.elapsed = trainer.elapsed
             sampler = _LiveSampler(trainer, managed)
+            board = tensorboard_logger(managed.path, trainer)  # None unless the config asks for it
             trainer.run(
-                on_event=[logger, lambda event: self._on_event(managed, logger, sampler, event)],
+                on_event=[
+                    logger,
+                    *([board] if board is not None else []),
+                    lambda event: self._on_event(managed, logger, sampler, event),
+                ],
                 should_stop=managed.stop_event.is_set,
             )
             sampler.draw(force=True)
@@ -364,6 +371,8 @@ class RunManager:
                         managed.path, "failed", step=0, steps=managed.config.steps, message=str(error)
                     )
         finally:
+            if board is not None:
+                board.close()
             with self._lock:
                 with managed.lock:
                     if managed.state not in FINAL_STATES:

@@ -3,6 +3,10 @@ latent interpolation between two test digits, the x -> z -> x round trip, and bi
 
 from __future__ import annotations
 
+import functools
+import io
+import tempfile
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +15,8 @@ import torch
 
 from flows.data import make_toy
 from flows.data.toy import DEFAULT_NOISE
-from flows.training import RunInfo, TrainConfig, runs
+from flows.training import RunInfo, TrainConfig, export_model, runs
+from flows.training.export import CONFIG_FILE, MODEL_FILE
 
 from . import charts, images, sampling, state
 from .score_view import score_table
@@ -136,6 +141,33 @@ def choose_run(infos: list[RunInfo]) -> tuple[RunInfo, str]:
         + ("" if info.test_bits_per_dim is None else f" · test {info.test_bits_per_dim:.3f} bits/dim")
     )
     return info, which or info.checkpoints[0]
+
+
+def export_archive(run_path: str | Path, which: str) -> bytes:
+    """A zip of ``model.safetensors`` and ``config.json`` for a run's checkpoint; unzipped, the folder
+    loads with ``flows.training.load_export`` (JSON and safetensors only, no pickle)."""
+    model, config = runs.load_run_model(run_path, which)
+    buffer = io.BytesIO()
+    with tempfile.TemporaryDirectory() as folder, zipfile.ZipFile(buffer, "w") as archive:
+        export_model(model, config, folder)
+        for name in (MODEL_FILE, CONFIG_FILE):
+            archive.write(Path(folder) / name, name)
+    return buffer.getvalue()
+
+
+def export_button(info: RunInfo, which: str) -> None:
+    """Downloads the chosen checkpoint as safetensors + config.json (built only when clicked)."""
+    st.download_button(
+        "Export model (safetensors)",
+        icon=":material/download:",
+        data=functools.partial(export_archive, info.path, which),
+        file_name=f"{info.run_id}-{which}-safetensors.zip",
+        mime="application/zip",
+        key="samples_export",
+        on_click="ignore",
+        help="model.safetensors and config.json of this checkpoint; unzip and load with "
+        "flows.training.load_export(folder): no pickle, the same log-densities.",
+    )
 
 
 def _remember_run() -> None:
@@ -303,6 +335,7 @@ def samples_page() -> None:
     except (OSError, ValueError, RuntimeError) as error:
         st.error(f"Cannot load {Path(checkpoint).name} of {info.run_id}: {error}", icon=":material/error:")
         return
+    export_button(info, which)
     available = not config.is_image or test_images(config.dataset) is not None
     samples_section(path, which, modified, config, available)
     score_section(path, which, modified, config, available)

@@ -19,6 +19,7 @@ from flows.data.toy import TOY_DATASETS
 from flows.training import IMAGE_DATASETS, ConfigError, RunInfo, TrainConfig, runs
 from flows.training.config import choices
 from flows.training.flags import parse_widths
+from flows.training.tensorboard import INSTALL_HINT, tensorboard_available
 
 from . import charts, images
 from .run_manager import LIVE_STATES, RunManager, RunSnapshot, import_checkpoint
@@ -194,6 +195,17 @@ def settings_panel(manager: RunManager) -> Settings:
             "Run name (optional)", "", key="train_name", placeholder="e.g. mnist-wide"
         ).strip()
         slots["name"] = st.empty()
+        has_tensorboard = tensorboard_available()
+        tensorboard = st.checkbox(
+            "TensorBoard events",
+            False,
+            key="train_tensorboard",
+            disabled=not has_tensorboard,
+            help=f"Also write curves and sample grids as TensorBoard events into the run folder; then "
+            f"`tensorboard --logdir {manager.runs_root}` shows every run."
+            if has_tensorboard
+            else INSTALL_HINT,
+        )
     slots["other"] = st.empty()
 
     hidden: list[int] = []
@@ -228,6 +240,7 @@ def settings_panel(manager: RunManager) -> Settings:
             minutes=float(minutes),
             early_stop=int(early_stop),
             ema_decay=float(ema_decay),
+            tensorboard=bool(tensorboard) and has_tensorboard,
         )
         try:
             config, note = manager.prepare_config(candidate)

@@ -1,5 +1,7 @@
 """Flow Lab's model library: MLPs, priors, NICE, RealNVP and image flows with exact log-densities."""
 
+__version__ = "0.1.0"
+
 from . import registry
 from .bijection import Bijection, Logit, Scaling
 from .couplings import AdditiveCoupling, AffineCoupling, Coupling, Split, TanhBound

@@ -1,9 +1,11 @@
-"""Train a flow from the terminal, by the seed's recipe (``main.py`` runs :func:`main`).
+"""Train a flow from the terminal, by the seed's recipe: ``main.py`` and ``flowlab-train`` run :func:`main`.
 
     python main.py --model realnvp --dataset mnist --steps 20000
     python main.py --dataset fashion-mnist --data-dir /usr/share/datasets/fashion-mnist --steps 200
     python main.py --resume runs/<run-id> [--steps 30000]
     torchrun --nproc_per_node=2 main.py --model realnvp --steps 20000
+    python main.py --tensorboard ...        # also TensorBoard events: tensorboard --logdir runs
+    python main.py --export runs/<run-id>   # runs/<run-id>/export/model.safetensors + config.json
 
 Every run writes runs/<run-id>/ (config.json, metrics.jsonl, status.json, samples.png, checkpoints/).
 Exit codes: 0 finished; 130 stopped by Ctrl-C (SIGINT) and 143 by SIGTERM, both after writing
@@ -22,6 +24,7 @@ from types import FrameType
 from typing import Any, NoReturn
 
 from flows.evaluation import SampleScorer, scorer_for
+from flows.registry import get_family
 from flows.speed import bf16_status, tune_malloc
 from flows.training import (
     DoneEvent,
@@ -36,7 +39,9 @@ from flows.training import (
     Trainer,
     check_datasets,
     load_datasets,
+    load_labels,
     plan_data,
+    preset_config,
     runs,
 )
 from flows.training.distributed import (
@@ -46,7 +51,9 @@ from flows.training.distributed import (
     shutdown_distributed,
 )
 from flows.training.events import Listener
+from flows.training.export import CONFIG_FILE, MODEL_FILE, export_run
 from flows.training.flags import add_config_flags, config_values
+from flows.training.tensorboard import INSTALL_HINT, TensorBoardLogger, tensorboard_available
 
 EXIT_FINISHED, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 EXIT_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}  # 128 + signal number, the shell's convention
@@ -59,10 +66,10 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def build_parser(suppress_defaults: bool = False) -> argparse.ArgumentParser:
+def build_parser(suppress_defaults: bool = False, prog: str = "main.py") -> argparse.ArgumentParser:
     """The command line; with ``suppress_defaults`` only the flags actually given appear in the result."""
     parser = OneLineParser(
-        prog="main.py",
+        prog=prog,
         description="Train a flow (a family of flows.registry, see --model) on MNIST, Fashion-MNIST or a "
         "2D toy (loss = -mean logProbability of a random batch). Writes runs/<run-id>/. Under torchrun, "
         "trains with DistributedDataParallel.",
@@ -90,6 +97,22 @@ def build_parser(suppress_defaults: bool = False) -> argparse.ArgumentParser:
         **run_options,
     )
     parser.add_argument(
+        "--export",
+        metavar="RUN_DIR",
+        help="no training: write RUN_DIR/export/model.safetensors and config.json (load them with "
+        "flows.training.load_export, no pickle) from the run's best checkpoint, else its last",
+        **run_options,
+    )
+    parser.add_argument(
+        "--export-to", metavar="DIR", help="folder --export writes to (None: RUN_DIR/export)", **run_options
+    )
+    parser.add_argument(
+        "--checkpoint",
+        choices=runs.CHECKPOINTS,
+        help="checkpoint --export reads (None: best, else last)",
+        **run_options,
+    )
+    parser.add_argument(
         "--no-progress",
         action="store_true",
         default=argparse.SUPPRESS if suppress_defaults else False,
@@ -98,16 +121,16 @@ def build_parser(suppress_defaults: bool = False) -> argparse.ArgumentParser:
     return parser
 
 
-def make_config(argv: Sequence[str]) -> tuple[TrainConfig, argparse.Namespace]:
+def make_config(argv: Sequence[str], prog: str = "main.py") -> tuple[TrainConfig, argparse.Namespace]:
     """Parses flags into a validated TrainConfig (the saved one, when resuming); ValueError if invalid.
 
     A new image run reads its data where :func:`flows.training.plan_data` finds it, as the dashboard
     does (Debian's Fashion-MNIST, the automatic holdout when only the test split is on disk).
     """
-    args = build_parser().parse_args(argv)
-    given = config_values(build_parser(suppress_defaults=True).parse_args(argv))
+    args = build_parser(prog=prog).parse_args(argv)
+    given = config_values(build_parser(suppress_defaults=True, prog=prog).parse_args(argv))
     if args.resume is None:
-        config, _ = plan_data(TrainConfig(**config_values(args)).validate())
+        config, _ = plan_data(preset_config(given).validate())
         return config, args
     if args.run_name is not None:
         raise ValueError("--run-name names a new run; it cannot be combined with --resume")
@@ -189,36 +212,63 @@ def _describe_eval(event: EvalEvent) -> str:
     return f"step {event.step}: {text}{' (best)' if event.best else ''}"
 
 
-def _fail(message: str, code: int, show: bool) -> int:
+def _fail(message: str, code: int, show: bool, prog: str) -> int:
     if show:
-        print(f"main.py: error: {message}", file=sys.stderr)
+        print(f"{prog}: error: {message}", file=sys.stderr)
     return code
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Runs the command line; returns the exit code (see the module docstring)."""
+def main(argv: Sequence[str] | None = None, prog: str = "main.py") -> int:
+    """Runs the command line; returns the exit code (see the module docstring).
+
+    ``prog`` names the command in its messages: ``main.py`` in a clone, ``flowlab-train`` once installed.
+    """
     argv = list(sys.argv[1:] if argv is None else argv)
     context = environment_context()
     show = context.is_main
     try:
-        config, args = make_config(argv)
+        config, args = make_config(argv, prog)
+        if args.export is not None:
+            return _export(args, show)
+        if config.tensorboard and not tensorboard_available():
+            raise ValueError(INSTALL_HINT)
         device = resolve_device(config.device, context.local_rank)
         train_data, test_data = check_datasets(config, *load_datasets(config), context.world_size)
+        labels = load_labels(config) if config.conditional else (None, None)
     except (ValueError, FileNotFoundError) as error:
-        return _fail(str(error), EXIT_USAGE, show)
+        return _fail(str(error), EXIT_USAGE, show, prog)
     init_distributed(device)
     tune_malloc()  # a training process: keep freed buffers for the next step (bench/NOTES.md)
     try:
-        return _train(config, args, train_data, test_data, show)
+        return _train(config, args, (train_data, test_data, *labels), show, prog)
     finally:
         shutdown_distributed()
 
 
-def _train(config: TrainConfig, args: argparse.Namespace, train_data: Any, test_data: Any, show: bool) -> int:
+def _export(args: argparse.Namespace, show: bool) -> int:
+    """``--export RUN_DIR``: the run's model as safetensors + config.json; ValueError if it cannot."""
+    if args.resume is not None:
+        raise ValueError("--export reads a finished or stopped run; it cannot be combined with --resume")
+    if not show:
+        return EXIT_FINISHED  # under torchrun only the first process writes
+    folder = export_run(args.export, args.checkpoint, args.export_to)
+    print(f"exported {args.export} to {folder}: {MODEL_FILE}, {CONFIG_FILE}")
+    return EXIT_FINISHED
+
+
+def entry_point() -> int:
+    """The ``flowlab-train`` console command of an installed Flow Lab (the same as ``python main.py``)."""
+    return main(prog="flowlab-train")
+
+
+def _train(
+    config: TrainConfig, args: argparse.Namespace, data: tuple[Any, ...], show: bool, prog: str
+) -> int:
+    """Trains on ``data`` = (train images, test images, train labels, test labels); the exit code."""
     if args.resume is not None:
         run_dir = Path(args.resume)
         trainer = Trainer.from_run(
-            run_dir, _resume_overrides(config, run_dir), train_data, test_data, _scorer(config, show)
+            run_dir, _resume_overrides(config, run_dir), *data, sample_scorer=_scorer(config, show)
         )
         if trainer.time_is_up() or (not config.minutes and trainer.step >= config.steps):
             if show and config.minutes:
@@ -230,7 +280,7 @@ def _train(config: TrainConfig, args: argparse.Namespace, train_data: Any, test_
             return EXIT_FINISHED
     else:
         run_dir = runs.create_run(args.runs_dir, config, args.run_name) if show else None
-        trainer = Trainer(config, train_data, test_data, _scorer(config, show))
+        trainer = Trainer(config, *data, sample_scorer=_scorer(config, show))
     if show:
         print(f"run folder: {run_dir}\n{_describe_start(trainer)}")
     stop = StopRequest()
@@ -238,15 +288,20 @@ def _train(config: TrainConfig, args: argparse.Namespace, train_data: Any, test_
     total = None if config.minutes else config.steps  # a time budget has no step count to show
     progress = Progress(total, trainer.step, show and not args.no_progress)
     listeners: list[Listener] = [progress]
+    board = TensorBoardLogger(run_dir, trainer) if show and config.tensorboard else None
+    if board is not None:
+        listeners.insert(0, board)
     if show:  # rank 0 writes the run folder
         listeners.insert(0, RunLogger(run_dir, trainer))
     try:
         history = trainer.run(on_event=listeners, should_stop=stop)
     except NonFiniteLossError as error:
         progress.close()
-        return _fail(str(error), EXIT_FAILED, show)
+        return _fail(str(error), EXIT_FAILED, show, prog)
     finally:
         progress.close()
+        if board is not None:
+            board.close()
         stop.uninstall()
     done = history[-1]
     assert isinstance(done, DoneEvent)
@@ -257,7 +312,7 @@ def _train(config: TrainConfig, args: argparse.Namespace, train_data: Any, test_
             name = signal.Signals(stop.signal).name if stop.signal else "a stop request"
             print(
                 f"stopped by {name} at step {trainer.step}{best_text}; checkpoint written, "
-                f"continue with: python main.py --resume {run_dir}"
+                f"continue with: {_command(prog)} --resume {run_dir}"
             )
         else:
             why = {
@@ -278,11 +333,17 @@ def _scorer(config: TrainConfig, show: bool) -> SampleScorer | None:
     return scorer_for(config, on_progress=lambda message: print(message, file=sys.stderr)) if show else None
 
 
+def _command(prog: str) -> str:
+    """How a user types the command again: ``python main.py`` or ``flowlab-train``."""
+    return f"python {prog}" if prog.endswith(".py") else prog
+
+
 def _describe_start(trainer: Trainer) -> str:
     """One line on what is about to train, where and from which step."""
     config, processes = trainer.config, trainer.context.world_size
     parameters = sum(p.numel() for p in trainer.model.parameters())
-    model = f"{config.model} ({parameters:,} parameters, {config.blocks} blocks, hidden {config.hidden})"
+    options = ", ".join(f"{name} {getattr(config, name)}" for name in get_family(config.model).options)
+    model = f"{config.model} ({parameters:,} parameters; {options})"
     data = f"{len(trainer.train_data):,} training / {len(trainer.test_data):,} test samples"
     where = f"device {trainer.device}, {processes} process{'es' * (processes > 1)}"
     return f"{model} on {config.dataset}: {data}; {where}, global batch {config.batch_size}; " + (

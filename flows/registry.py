@@ -8,11 +8,12 @@ passed as keyword arguments of the same name.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from .image.models import build_conv_realnvp, build_glow
 from .models import NICE, Flow, RealNVP
 from .priors import Prior
 
@@ -32,6 +33,13 @@ class FlowFamily:
     options: tuple[str, ...] = COUPLING_OPTIONS  # TrainConfig fields passed to the builder
     data_kinds: tuple[str, ...] = DATA_KINDS  # which of DATA_KINDS it suits
     description: str = ""  # one sentence for help texts
+    image_shaped: bool = False  # True: built on a [1, 28, 28] prior (convolutional); False: on [n]
+    #: TrainConfig values that suit the family, by device kind ("cpu", "gpu"), chosen by measurement
+    presets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    def preset(self, device_kind: str) -> dict[str, Any]:
+        """The preset for ``device_kind`` ("cpu" or "gpu"; the CPU one where no GPU one is given)."""
+        return dict(self.presets.get(device_kind) or self.presets.get("cpu") or {})
 
     @property
     def title(self) -> str:
@@ -111,5 +119,44 @@ register(
         NICE,
         "NICE (additive)",
         description="additive couplings, y ← y + t(x), keep areas; one final scaling",
+    )
+)
+
+#: TrainConfig fields the image flows read.
+IMAGE_OPTIONS = ("levels", "steps_per_level", "hidden_channels", "conditional")
+register(
+    FlowFamily(
+        "conv-realnvp",
+        build_conv_realnvp,
+        "ConvRealNVP (multi-scale)",
+        options=(*IMAGE_OPTIONS, "residual_blocks"),
+        data_kinds=("image",),
+        description="Dinh et al. 2016: checkerboard and channel conv couplings, squeeze, factor out",
+        image_shaped=True,
+        presets={
+            "cpu": {
+                "levels": 2,
+                "steps_per_level": 2,
+                "hidden_channels": 32,
+                "residual_blocks": 0,
+                "amp": True,
+            },
+            "gpu": {"levels": 2, "steps_per_level": 4, "hidden_channels": 64, "residual_blocks": 2},
+        },
+    )
+)
+register(
+    FlowFamily(
+        "glow",
+        build_glow,
+        "Glow (multi-scale)",
+        options=IMAGE_OPTIONS,
+        data_kinds=("image",),
+        description="Kingma and Dhariwal 2018: actnorm, invertible 1x1 conv, affine coupling, per scale",
+        image_shaped=True,
+        presets={
+            "cpu": {"levels": 2, "steps_per_level": 4, "hidden_channels": 64, "amp": True},
+            "gpu": {"levels": 3, "steps_per_level": 8, "hidden_channels": 128, "batch_size": 256},
+        },
     )
 )

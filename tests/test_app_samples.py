@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import io
+import zipfile
 from pathlib import Path
 
 import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-from dashboard import sampling
+from dashboard import samples_view, sampling
 from flows.data import load_mnist
-from flows.training import EvalEvent, TrainConfig, runs
+from flows.training import EvalEvent, TrainConfig, load_export, runs
 
 from .browser import REPO, make_data_dir
 from .conftest import train_in_folder
@@ -66,6 +68,19 @@ def test_samples_interpolation_round_trip_and_histogram_of_a_run(mnist_run, monk
     widget(app, "samples_temperature").set_value(0.5)
     widget(app, "samples_count").set_value(9).run()
     assert not app.exception
+
+
+def test_export_button_downloads_a_zip_that_reloads_the_same_model(mnist_run, tmp_path, monkeypatch) -> None:
+    data_dir, runs_dir, _ = mnist_run
+    app = samples_page(data_dir, runs_dir, monkeypatch)
+    (button,) = [b for b in app.get("download_button") if b.proto.label == "Export model (safetensors)"]
+    assert button.proto.url or button.proto.deferred_file_id  # a file to fetch, built on click
+    zipfile.ZipFile(io.BytesIO(samples_view.export_archive(runs_dir / "digits", "last"))).extractall(tmp_path)
+    loaded, _ = load_export(tmp_path)
+    model, _ = runs.load_run_model(runs_dir / "digits", "last")
+    x = sampling.pixels_to_unit(load_mnist(data_dir, "test")[0][:8])
+    with torch.no_grad():
+        assert torch.equal(loaded.logProbability(x), model.logProbability(x))
 
 
 def test_without_mnist_on_disk_an_image_run_still_samples(mnist_run, tmp_path, monkeypatch) -> None:

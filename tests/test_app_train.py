@@ -149,6 +149,27 @@ def test_start_pause_resume_stop_change_the_run_state(folders) -> None:
     assert any(d.label == "last.pt" for d in app.get("download_button"))
 
 
+def test_the_tensorboard_setting_gives_a_run_with_event_files(folders) -> None:
+    _, runs_dir = folders
+    app = train_page()
+    for key, value in [
+        ("train_dataset", "moons"),
+        ("train_hidden", "8"),
+        ("train_blocks", 1),
+        ("train_steps", 20),
+    ]:
+        widget(app, key).set_value(value)
+    widget(app, "train_eval_every").set_value(10)
+    widget(app, "train_tensorboard").check().run()
+    button(app, "train_start").click().run()
+    assert not app.exception
+    run_id = app.query_params["run"]
+    run_id = run_id[0] if isinstance(run_id, list) else run_id
+    assert runs.read_config(runs_dir / run_id).tensorboard
+    refresh_until(app, lambda a: "done" in run_header(a, run_id), "the run to finish")
+    assert list((runs_dir / run_id).glob("events.out.tfevents.*"))
+
+
 def test_uploaded_checkpoints_are_imported_or_explained(folders, tmp_path: Path) -> None:
     _, runs_dir = folders
     config = TrainConfig(dataset="moons", hidden=[8], blocks=2, batch_size=16, steps=3, toy_points=64)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import pytest
@@ -23,6 +24,8 @@ from flows.image import (
     Squeeze,
     Unsqueeze,
 )
+from flows.image.models import build_conv_realnvp, build_glow, grid_labels
+from flows.image.multiscale import scales
 from flows.jacobian import check_log_dets
 
 CLASSES = 3
@@ -248,3 +251,24 @@ def test_bad_shapes_and_labels_raise_clear_errors() -> None:
         conditional.logProbability(torch.rand(2, 1, 8, 8), labels=torch.tensor([1.0, 2.0]))
     with pytest.raises(ValueError, match=r"\[2\] tensor"):
         conditional.logProbability(torch.rand(2, 1, 8, 8), labels=torch.tensor([1, 2, 3]))
+
+
+def test_scales_report_shapes_and_parameters_level_by_level() -> None:
+    model = Glow(Gaussian([1, 28, 28]), levels=3, steps=2, hidden_channels=8)
+    table = scales(model)
+    assert [s.input_shape for s in table] == [[1, 28, 28], [2, 14, 14], [4, 7, 7]]
+    assert [s.squeezed_shape for s in table] == [[4, 14, 14], [8, 7, 7], [4, 7, 7]]
+    assert [s.factored_shape for s in table] == [[2, 14, 14], [4, 7, 7], None]
+    assert sum(s.parameters for s in table) == sum(p.numel() for p in model.parameters())
+    # every coordinate ends up somewhere: factored out at some level or kept to the last
+    kept = math.prod(table[-1].squeezed_shape)
+    assert kept + sum(math.prod(s.factored_shape) for s in table[:-1]) == 28 * 28
+
+
+def test_registry_builders_read_config_names() -> None:
+    glow = build_glow(Gaussian([1, 8, 8]), levels=2, steps_per_level=1, hidden_channels=4, conditional=True)
+    assert isinstance(glow, Glow) and glow.num_classes == 10 and glow.steps == 1
+    crnvp = build_conv_realnvp(Gaussian([1, 8, 8]), levels=1, steps_per_level=2, hidden_channels=4)
+    assert isinstance(crnvp, ConvRealNVP) and not crnvp.conditional
+    assert grid_labels(glow, 12).tolist() == [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1]
+    assert grid_labels(crnvp, 4) is None

@@ -62,7 +62,9 @@ def test_main_help_lists_a_registered_family(
 
 
 def test_unknown_names_are_errors_listing_the_choices() -> None:
-    with pytest.raises(ValueError, match="unknown model 'glowy'; choose one of realnvp, nice"):
+    with pytest.raises(
+        ValueError, match="unknown model 'glowy'; choose one of realnvp, nice, conv-realnvp, glow"
+    ):
         registry.get_family("glowy")
     with pytest.raises(ConfigError, match="unknown model 'glowy'") as error:
         TrainConfig(model="glowy").validate()

@@ -28,7 +28,7 @@ def test_from_dict_rejects_unknown_fields() -> None:
 
 
 INVALID = [
-    ({"model": "glow"}, "unknown model 'glow'"),
+    ({"model": "glowy"}, "unknown model 'glowy'"),
     ({"dataset": "cifar10"}, "unknown dataset 'cifar10'"),
     ({"activation": "swish"}, "unknown activation"),
     ({"prior": "laplace"}, "unknown prior"),

@@ -146,7 +146,7 @@ INVALID_FLAGS = [
     (["--batch-size", "20000"], "batch_size 20000 is larger than the 9000 training samples"),
     (["--holdout", "10000"], "leaves no training images"),
     (["--dataset", "cifar10"], "unknown dataset 'cifar10'"),
-    (["--model", "glow"], "unknown model 'glow'"),
+    (["--model", "glowy"], "unknown model 'glowy'"),
     (["--device", "tpu"], "unknown device 'tpu'"),
     (["--dataset", "moons", "--split", "checkerboard", "--holdout", "0"], "checkerboard split needs images"),
     (["--data-dir", "/nonexistent/mnist"], "mnist test files not found in /nonexistent/mnist"),

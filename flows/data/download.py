@@ -6,7 +6,10 @@ faithful mirror is accepted, even one that re-compressed the files. Bytes go to 
 data folder (``.<name>.<pid>.<random>.part``, see :mod:`flows.infra`), which is fsynced and renamed
 over the final name only once verified: no half-written file ever carries a final name. Transient
 failures (connection errors, timeouts, truncated bodies, HTTP 5xx/429) are retried with exponential
-backoff, then the next mirror is tried. Files already present and verified cause no network request.
+backoff, then the next mirror is tried: urllib3's ``Retry`` behind requests retries what fails before
+a response's body starts (connection errors, HTTP 5xx/429, honouring Retry-After); this module retries
+only what urllib3 cannot, a body that breaks off midway. Files already present and verified cause no
+network request.
 
 A mirror is an ``http(s)://`` URL of a folder, a ``file://`` URL, or a plain folder path.
 """
@@ -14,28 +17,37 @@ A mirror is an ``http(s)://`` URL of a folder, a ``file://`` URL, or a plain fol
 from __future__ import annotations
 
 import functools
-import hashlib
 import os
 import tempfile
 import time
 import urllib.parse
 import urllib.request
-import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
 import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
 
 from ..infra import atomic_file, remove_stale_temp_files
-from .idx import GZIP_MAGIC
 from .mnist import DatasetInfo, IdxFile, dataset_info
+from .transfer import (
+    DiskError,
+    LoggedRetry,
+    MirrorError,
+    VerifyingSink,
+    describe_network_error,
+    file_is_verified,
+)
 
 TIMEOUT_ENV = "FLOWLAB_DOWNLOAD_TIMEOUT"
 DEFAULT_TIMEOUT = 30.0  # seconds to connect, and seconds without data before a read gives up
 DEFAULT_RETRIES = 3
 DEFAULT_BACKOFF = 1.0  # first retry waits this long, then 2x, 4x, ...
 CHUNK_BYTES = 64 * 1024
+#: Responses urllib3 retries (with backoff, honouring Retry-After): server errors and "too many requests".
+RETRY_STATUSES = (429, 500, 502, 503, 504)
 TEMP_SUFFIX = ".part"
 USER_AGENT = "flowlab-download/0.1 (+https://github.com/; python-requests)"
 
@@ -52,23 +64,6 @@ class DownloadError(RuntimeError):
         super().__init__(message)
         self.file_name = file_name
         self.mirror = mirror
-
-
-class _MirrorError(Exception):
-    """One attempt at one mirror failed; ``transient`` failures are worth retrying."""
-
-    def __init__(self, cause: str, transient: bool) -> None:
-        super().__init__(cause)
-        self.cause = cause
-        self.transient = transient
-
-
-class _DiskError(Exception):
-    """Writing into the data folder failed (disk full, permissions): no mirror can fix that."""
-
-    def __init__(self, error: OSError) -> None:
-        super().__init__(str(error))
-        self.error = error
 
 
 def timeout_from_env(default: float = DEFAULT_TIMEOUT) -> float:
@@ -120,141 +115,6 @@ def _local_folder(mirror: str) -> Path | None:
     return Path(mirror).expanduser()
 
 
-def file_is_verified(path: Path, file: IdxFile) -> bool:
-    """True if ``path`` holds exactly the official decompressed content of ``file`` (length, then md5)."""
-    try:
-        if path.stat().st_size != file.size:
-            return False
-        md5 = hashlib.md5()
-        with path.open("rb") as handle:
-            for chunk in iter(lambda: handle.read(1 << 20), b""):
-                md5.update(chunk)
-    except OSError:
-        return False
-    return md5.hexdigest() == file.md5
-
-
-class _VerifyingSink:
-    """Writes a stream of gzip (or plain IDX) bytes to ``out`` as decompressed IDX, hashing as it goes.
-
-    ``finish()`` raises :class:`_MirrorError` unless the content is exactly the official file.
-    """
-
-    def __init__(self, out: BinaryIO, file: IdxFile, content_type: str = "") -> None:
-        self._out = out
-        self._file = file
-        self._content_type = content_type.lower()
-        self._md5 = hashlib.md5()
-        self._head = b""
-        self._gzip: bool | None = None  # None until the first bytes say which
-        self._inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
-        self.length = 0
-
-    def write(self, data: bytes) -> None:
-        if self._gzip is None:
-            self._head += data
-            if len(self._head) < 4:
-                return
-            data, self._head = self._head, b""
-            self._gzip = self._detect(data)
-        if self._gzip:
-            self._inflate(data)
-        else:
-            self._emit(data)
-
-    def _detect(self, head: bytes) -> bool:
-        """True for gzip, False for a plain IDX file; a clear failure for anything else."""
-        if head.startswith(GZIP_MAGIC):
-            return True
-        if head.startswith(b"\x00\x00\x08"):
-            return False
-        if "html" in self._content_type or head.lstrip()[:1] == b"<":
-            raise _MirrorError(
-                "got an HTML page instead of gzip data (the URL points at a web page, "
-                "e.g. an error or login page, not at the file)",
-                transient=False,
-            )
-        raise _MirrorError(f"not gzip data (starts with bytes {head[:4].hex()})", transient=False)
-
-    def _inflate(self, data: bytes) -> None:
-        while data:
-            if self._inflater.eof:  # another gzip member follows
-                if not data.strip(b"\x00"):
-                    return  # zero padding after the last member
-                self._inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
-            try:
-                self._emit(self._inflater.decompress(data))
-            except zlib.error as error:
-                raise _MirrorError(f"corrupt gzip data ({error})", transient=False) from error
-            data = self._inflater.unused_data
-
-    def _emit(self, data: bytes) -> None:
-        self.length += len(data)
-        if self.length > self._file.size:
-            raise _MirrorError(
-                f"wrong file: more than the official {self._file.size} bytes once decompressed",
-                transient=False,
-            )
-        self._md5.update(data)
-        try:
-            self._out.write(data)
-        except OSError as error:
-            raise _DiskError(error) from error
-
-    def finish(self) -> None:
-        if self._gzip is None:
-            raise _MirrorError(f"response too short ({len(self._head)} bytes)", transient=True)
-        if self._gzip and not self._inflater.eof:
-            raise _MirrorError("truncated gzip data: the stream stopped early", transient=True)
-        if self.length != self._file.size:
-            raise _MirrorError(
-                f"wrong file: {self.length} bytes once decompressed, the official file has {self._file.size}",
-                transient=False,
-            )
-        if self._md5.hexdigest() != self._file.md5:
-            raise _MirrorError(
-                f"checksum mismatch: md5 {self._md5.hexdigest()} of the decompressed file, "
-                f"the official value is {self._file.md5} (the mirror serves a different or damaged file)",
-                transient=False,
-            )
-
-
-def _chain(error: BaseException) -> Iterator[BaseException]:
-    """``error`` and everything it wraps (``__cause__``, ``__context__``, exception args)."""
-    seen: set[int] = set()
-    stack = [error]
-    while stack:
-        current = stack.pop()
-        if id(current) in seen:
-            continue
-        seen.add(id(current))
-        yield current
-        stack.extend(e for e in (current.__cause__, current.__context__) if e is not None)
-        stack.extend(a for a in current.args if isinstance(a, BaseException))
-
-
-def _describe_network_error(
-    error: requests.RequestException, done: int, total: int | None, timeout: float
-) -> str:
-    """One short phrase for a network failure, naming how far the transfer got."""
-    received = f"after {done} of {total} bytes" if total is not None else f"after {done} bytes"
-    names = {type(e).__name__ for e in _chain(error)}
-    text = " ".join(str(e) for e in _chain(error)).lower()
-    if isinstance(error, requests.ConnectTimeout) or "ConnectTimeoutError" in names:
-        return f"could not connect within {timeout:g} s (no network, or the host is down)"
-    if isinstance(error, requests.ReadTimeout) or "ReadTimeoutError" in names or "timed out" in text:
-        return f"the server stalled: no data for {timeout:g} s {received}"
-    if "ConnectionResetError" in names or "reset by peer" in text:
-        return f"connection reset by the server {received}"
-    if "IncompleteRead" in names or "incompleteread" in text:
-        return f"truncated body: the connection closed {received}"
-    if "ConnectionRefusedError" in names or "refused" in text:
-        return "connection refused (nothing listens at that address, or no network)"
-    if "NameResolutionError" in names or "name or service not known" in text or "resolve" in text:
-        return "cannot resolve the host name (no network, or a wrong URL)"
-    return f"network error {received}: {type(error).__name__}: {error}"
-
-
 class _Downloader:
     """Fetches the files of one dataset into ``data_dir``; one instance per :func:`download_mnist` call."""
 
@@ -278,14 +138,37 @@ class _Downloader:
         self.retries = retries
         self.backoff = backoff
         self._session: requests.Session | None = None
+        self._current: tuple[IdxFile, str] | None = None  # what the HTTP request in flight fetches
 
     @property
     def session(self) -> requests.Session:
         """Created on first use, so a run with every file present opens no connection at all."""
         if self._session is None:
+            retry = LoggedRetry(
+                total=self.retries,
+                backoff_factor=self.backoff,
+                status_forcelist=RETRY_STATUSES,
+                allowed_methods=("GET",),
+                raise_on_status=False,  # the last 5xx comes back as a response and is described below
+                on_retry=self._log_retry,
+            )
             self._session = requests.Session()
             self._session.headers["User-Agent"] = USER_AGENT
+            for scheme in ("http://", "https://"):
+                self._session.mount(scheme, HTTPAdapter(max_retries=retry))
         return self._session
+
+    def _log_retry(self, retry: Retry, response: object, error: object) -> None:
+        """One line per retry urllib3 makes: what failed, which retry, after how long."""
+        file, mirror = self._current
+        if error is None and response is not None:
+            cause = f"HTTP {response.status} {response.reason or ''}".strip() + " (a server error)"
+        else:
+            cause = describe_network_error(error, 0, None, self.timeout)
+        self.log(
+            f"{file.name}: {mirror}: {cause}; retry {len(retry.history)} of {self.retries} "
+            f"in {retry.get_backoff_time():g} s"
+        )
 
     def close(self) -> None:
         if self._session is not None:
@@ -334,7 +217,7 @@ class _Downloader:
                 self._attempt(file, str(self.data_dir), functools.partial(self._copy_local, local_gz, file))
                 self.log(f"{file.name}: unzipped and verified from {local_gz}")
                 return target
-            except _MirrorError as failure:
+            except MirrorError as failure:
                 self.log(f"{file.name}: {local_gz} is not usable ({failure.cause}); trying the mirrors")
         failures = []
         for mirror in self.mirrors:
@@ -342,7 +225,7 @@ class _Downloader:
                 self._fetch_from_mirror(file, mirror)
                 self.log(f"{file.name}: downloaded from {mirror} and verified (md5 {file.md5})")
                 return target
-            except _MirrorError as failure:
+            except MirrorError as failure:
                 failures.append(f"{mirror}: {failure.cause}")
                 if mirror != self.mirrors[-1]:
                     self.log(f"{file.name}: {mirror} failed ({failure.cause}); trying the next mirror")
@@ -360,10 +243,10 @@ class _Downloader:
                 if folder is not None:
                     copy = functools.partial(self._copy_local, _find_local_source(folder, file), file)
                 else:
-                    copy = functools.partial(self._copy_http, f"{mirror}{file.name}.gz", file)
+                    copy = functools.partial(self._copy_http, f"{mirror}{file.name}.gz", file, mirror)
                 self._attempt(file, mirror, copy)
                 return
-            except _MirrorError as failure:
+            except MirrorError as failure:
                 if not failure.transient or attempt == self.retries:
                     raise
                 delay = self.backoff * 2**attempt
@@ -378,7 +261,7 @@ class _Downloader:
         try:
             with atomic_file(self.data_dir / file.name, suffix=TEMP_SUFFIX) as out:
                 copy(out)
-        except _DiskError as error:
+        except DiskError as error:
             raise self._disk_error(file, mirror, error.error) from error
         except OSError as error:  # open, flush, fsync or rename
             raise self._disk_error(file, mirror, error) from error
@@ -393,7 +276,7 @@ class _Downloader:
 
     def _copy_local(self, source: Path, file: IdxFile, out: BinaryIO) -> None:
         """Streams a local ``.gz`` or plain IDX file through the verifying sink."""
-        sink = _VerifyingSink(out, file)
+        sink = VerifyingSink(out, file)
         try:
             total = source.stat().st_size
             self.progress(file.name, 0, total)
@@ -404,37 +287,37 @@ class _Downloader:
                     done += len(chunk)
                     self.progress(file.name, done, total)
         except OSError as error:
-            raise _MirrorError(
-                f"cannot read {source} ({error.strerror or error})", transient=False
-            ) from error
+            raise MirrorError(f"cannot read {source} ({error.strerror or error})", transient=False) from error
         sink.finish()
 
-    def _copy_http(self, url: str, file: IdxFile, out: BinaryIO) -> None:
+    def _copy_http(self, url: str, file: IdxFile, mirror: str, out: BinaryIO) -> None:
         """Streams ``url`` through the verifying sink, mapping every network failure to a clear cause."""
-        done, total = 0, None
+        done, total, started = 0, None, False
+        self._current = (file, mirror)
         try:
             with self.session.get(url, stream=True, timeout=(self.timeout, self.timeout)) as response:
                 status = response.status_code
                 if status != 200:
                     reason = f"HTTP {status} {response.reason or ''}".strip()
-                    if status >= 500 or status == 429:
-                        raise _MirrorError(f"{reason} (a server error)", transient=True)
+                    if status in RETRY_STATUSES:  # urllib3 has retried it already
+                        raise MirrorError(f"{reason} (a server error)", transient=False)
                     hint = " (the file is not at that URL)" if status == 404 else ""
-                    raise _MirrorError(f"{reason} for {url}{hint}", transient=False)
+                    raise MirrorError(f"{reason} for {url}{hint}", transient=False)
                 length = response.headers.get("Content-Length", "")
                 encoded = response.headers.get("Content-Encoding", "identity") != "identity"
                 total = int(length) if length.isdigit() and not encoded else None
-                sink = _VerifyingSink(out, file, response.headers.get("Content-Type", ""))
+                sink = VerifyingSink(out, file, response.headers.get("Content-Type", ""))
                 self.progress(file.name, 0, total)
+                started = True
                 for chunk in response.iter_content(CHUNK_BYTES):
                     sink.write(chunk)
                     done += len(chunk)
                     self.progress(file.name, done, total)
         except requests.RequestException as error:
-            cause = _describe_network_error(error, done, total, self.timeout)
-            raise _MirrorError(cause, transient=True) from error
+            cause = describe_network_error(error, done, total, self.timeout)
+            raise MirrorError(cause, transient=started) from error  # before the body: retried by urllib3
         if total is not None and done < total:
-            raise _MirrorError(f"truncated body: received {done} of {total} bytes", transient=True)
+            raise MirrorError(f"truncated body: received {done} of {total} bytes", transient=True)
         sink.finish()
 
 
@@ -443,7 +326,7 @@ def _find_local_source(folder: Path, file: IdxFile) -> Path:
     for candidate in (folder / f"{file.name}.gz", folder / file.name):
         if candidate.is_file():
             return candidate
-    raise _MirrorError(f"neither {file.name}.gz nor {file.name} is in the folder {folder}", transient=False)
+    raise MirrorError(f"neither {file.name}.gz nor {file.name} is in the folder {folder}", transient=False)
 
 
 def download_mnist(

@@ -9,9 +9,9 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from ..paths import work_root
 from .idx import read_idx
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 SPLITS = ("train", "test")
 IMAGE_SIZE = 28
 NUM_CLASSES = 10
@@ -42,8 +42,8 @@ class DatasetInfo:
         return [f for f in self.files if split in ("all", f.split)]
 
     def default_dir(self) -> Path:
-        """``$<folder_env>`` if set, else ``data/<name>`` in the repository."""
-        return Path(os.environ.get(self.folder_env) or REPO_ROOT / "data" / self.name)
+        """``$<folder_env>`` if set, else ``data/<name>`` in the repository (or the current folder, installed)."""
+        return Path(os.environ.get(self.folder_env) or work_root() / "data" / self.name)
 
 
 def _files(train_images: str, train_labels: str, test_images: str, test_labels: str) -> tuple[IdxFile, ...]:

@@ -56,7 +56,12 @@ class SampleScorer:
             torch.manual_seed(SCORE_SEED)
             z = prior.sample(self.count)
         loc = getattr(prior, "loc", torch.zeros((), device=z.device))
-        images = model.forward(loc + SCORE_TEMPERATURE * (z - loc))[0]
+        z = loc + SCORE_TEMPERATURE * (z - loc)
+        if getattr(model, "conditional", False):  # class-conditional: every class in turn
+            labels = torch.arange(self.count, device=z.device) % model.num_classes
+            images = model.forward(z, labels)[0]
+        else:
+            images = model.forward(z)[0]
         score = self.judge.score(images.float().cpu()).to_dict()
         score["temperature"] = SCORE_TEMPERATURE
         score["real"] = {

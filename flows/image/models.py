@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
+import torch
 from torch import Tensor, nn
 
 from ..bijection import Bijection
@@ -220,3 +221,44 @@ class Glow(ImageFlow):
 def count_parameters(module: nn.Module) -> int:
     """Number of trainable scalars."""
     return sum(p.numel() for p in module.parameters() if p.requires_grad)
+
+
+#: Classes of a conditional model trained on MNIST or Fashion-MNIST.
+DATASET_CLASSES = 10
+
+
+def build_conv_realnvp(
+    prior: Prior,
+    levels: int = 2,
+    steps_per_level: int = 4,
+    hidden_channels: int = 64,
+    residual_blocks: int = 1,
+    conditional: bool = False,
+) -> ConvRealNVP:
+    """:class:`ConvRealNVP` from the training config's field names (the registry's builder)."""
+    return ConvRealNVP(
+        prior,
+        levels,
+        steps_per_level,
+        hidden_channels,
+        residual_blocks,
+        DATASET_CLASSES if conditional else 0,
+    )
+
+
+def build_glow(
+    prior: Prior,
+    levels: int = 3,
+    steps_per_level: int = 8,
+    hidden_channels: int = 64,
+    conditional: bool = False,
+) -> Glow:
+    """:class:`Glow` from the training config's field names (the registry's builder)."""
+    return Glow(prior, levels, steps_per_level, hidden_channels, DATASET_CLASSES if conditional else 0)
+
+
+def grid_labels(model: Flow, count: int) -> Tensor | None:
+    """Labels 0, 1, ..., K-1, 0, 1, ... for ``count`` samples of a conditional model (None otherwise):
+    in a grid of K columns, each column is one class."""
+    classes = getattr(model, "num_classes", 0)
+    return torch.arange(count) % classes if classes else None

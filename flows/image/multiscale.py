@@ -13,6 +13,7 @@ their size).
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
@@ -77,6 +78,21 @@ class Sequential(ImageBijection):
         return x, total
 
 
+def image_shape_problem(shape: Sequence[int], levels: int) -> str | None:
+    """Why ``levels`` scales cannot be built on data of ``shape [C, H, W]`` (None when they can)."""
+    channels, height, width = shape
+    for depth in range(1, levels + 1):
+        if height % 2 == 0 and width % 2 == 0:
+            channels, height, width = 4 * channels, height // 2, width // 2
+        if channels < 2:
+            return (
+                f"levels {levels} is too many for {'x'.join(map(str, shape))} images: level {depth} cannot "
+                "squeeze (odd height or width) and has fewer than 2 channels to split; use fewer levels"
+            )
+        channels = channels // 2 if depth < levels else channels
+    return None
+
+
 def level(
     shape: Sequence[int],
     levels: int,
@@ -122,7 +138,36 @@ def level(
     if squeezes:
         data_to_latent.append(Squeeze())  # inverse(z) unsqueezes: the latent keeps the data's layout
     size = "x".join(map(str, shape))
-    return Sequential(data_to_latent[::-1], label=f"level {depth}: {size}")
+    body = Sequential(data_to_latent[::-1], label=f"level {depth}: {size}")
+    body.scale = Scale(
+        depth, list(shape), inner, [inner[0] - inner[0] // 2, *inner[1:]] if depth < levels else None
+    )
+    return body
+
+
+@dataclass
+class Scale:
+    """One level of a multi-scale flow, data side: its input, its squeezed shape, what it factors out."""
+
+    depth: int
+    input_shape: list[int]
+    squeezed_shape: list[int]  # equal to input_shape when the level does not squeeze
+    factored_shape: list[int] | None  # the channels modelled here by FactorOut (None for the last level)
+    parameters: int = 0  # trainable scalars of this level, not counting deeper levels
+
+
+def scales(module: nn.Module) -> list[Scale]:
+    """The levels of a multi-scale flow (or of one level), outermost first, with their parameter counts."""
+    found: list[Scale] = []
+    for sub in module.modules():
+        scale = getattr(sub, "scale", None)
+        if isinstance(sub, Sequential) and isinstance(scale, Scale):
+            inner = sum(
+                p.numel() for layer in sub.layers if isinstance(layer, OnChannels) for p in layer.parameters()
+            )
+            scale.parameters = sum(p.numel() for p in sub.parameters()) - inner
+            found.append(scale)
+    return sorted(found, key=lambda s: s.depth)
 
 
 def leaves(

@@ -25,7 +25,8 @@ from .events import (
     StartEvent,
     StepEvent,
 )
-from .factory import build_model, check_datasets, load_datasets, plan_data
+from .export import export_model, export_run, load_export
+from .factory import build_model, check_datasets, load_datasets, load_labels, plan_data, preset_config
 from .runs import RunInfo, RunLogger, list_runs, load_run_model
 from .trainer import NonFiniteLossError, Trainer
 
@@ -53,9 +54,14 @@ __all__ = [
     "build_model",
     "check_datasets",
     "events",
+    "export_model",
+    "export_run",
     "list_runs",
     "load_datasets",
+    "load_export",
+    "load_labels",
     "load_run_model",
     "plan_data",
+    "preset_config",
     "runs",
 ]

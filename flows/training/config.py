@@ -20,6 +20,7 @@ from .. import registry
 from ..couplings import SPLITS
 from ..data import default_data_dir
 from ..data.toy import TOY_DATASETS
+from ..image.multiscale import image_shape_problem
 from ..nn import ACTIVATIONS
 from ..priors import PRIORS
 
@@ -91,6 +92,17 @@ class TrainConfig:
     logit_alpha: float = option(
         0.05, "images: alpha a of the last layer, which maps R^784 to pixels by (sigmoid(z) - a)/(1 - 2a)"
     )
+    levels: int = option(
+        2, "image flows: scales, each squeezing 2x2 pixels into channels; all but the last factor out half"
+    )
+    steps_per_level: int = option(4, "image flows: coupling steps per scale")
+    hidden_channels: int = option(64, "image flows: channels of each convolutional conditioner")
+    residual_blocks: int = option(
+        1, "conv-realnvp: residual blocks in each conditioner (0: three conv layers)"
+    )
+    conditional: bool = option(
+        False, "image flows: condition on the class label, so samples can be drawn for a chosen digit"
+    )
     # --- data ---
     dataset: str = option("mnist", "data: mnist, fashion-mnist or a 2D toy (moons, rings, spiral, ...)")
     data_dir: str = option(
@@ -148,6 +160,12 @@ class TrainConfig:
     )
     log_every: int = option(10, "steps between metrics.jsonl lines", resumable=True)
     sample_count: int = option(64, "digits in samples.png, drawn at each evaluation", resumable=True)
+    tensorboard: bool = option(
+        False,
+        "also write TensorBoard events (loss, bits/dim, lr, images/s, sample grids) into the run folder: "
+        "tensorboard --logdir runs",
+        resumable=True,
+    )
     score_samples: int = option(
         500,
         "images: samples (temperature 0.7) scored by the judge of flows.evaluation at each evaluation, "
@@ -210,8 +228,19 @@ class TrainConfig:
             )
         if not all(_is_int(width) and width >= 1 for width in self.hidden):
             return "hidden", f"hidden layer widths must be positive integers, got {list(self.hidden)}"
-        positive_ints = ("blocks", "batch_size", "steps", "eval_batch_size", "log_every", "sample_count")
+        positive_ints = (
+            "blocks",
+            "levels",
+            "steps_per_level",
+            "hidden_channels",
+            "batch_size",
+            "steps",
+            "eval_batch_size",
+            "log_every",
+            "sample_count",
+        )
         non_negative_ints = (
+            "residual_blocks",
             "holdout",
             "warmup_steps",
             "seed",
@@ -255,8 +284,19 @@ class TrainConfig:
             if not (above and below):
                 interval = f"{'[' if low_in else '('}{low}, {high}{']' if high_in else ')'}"
                 return name, f"{name} must lie in {interval}, got {value!r}"
-        if not isinstance(self.amp, bool):
-            return "amp", f"amp must be true or false, got {self.amp!r}"
+        for name in ("amp", "conditional"):
+            if not isinstance(getattr(self, name), bool):
+                return name, f"{name} must be true or false, got {getattr(self, name)!r}"
+        if self.conditional and "conditional" not in family.options:
+            conditional = ", ".join(f.name for f in registry.families() if "conditional" in f.options)
+            return "conditional", (
+                f"model {self.model!r} has no class-conditional form; for digits of a chosen class use "
+                f"one of {conditional}"
+            )
+        if family.image_shaped and self.is_image:
+            problem = image_shape_problem([1, IMAGE_SIZE, IMAGE_SIZE], self.levels)
+            if problem:
+                return "levels", problem
         if not isinstance(self.device, str) or not DEVICE_PATTERN.fullmatch(self.device):
             return "device", f"unknown device {self.device!r}; choose auto, cpu, cuda or cuda:N"
         if not isinstance(self.data_dir, str):

@@ -1,4 +1,5 @@
-"""From a :class:`TrainConfig` to a model and data: the one place that reads the family registry.
+"""From a :class:`TrainConfig` to a model, its loss, optimizer and data: the one place that reads the
+family registry.
 
 ``main.py``, the dashboard's run manager, the Jacobian page and the playground all build through
 :func:`build_model`; data are located by :func:`plan_data` (see :mod:`flows.data.location`) and read
@@ -7,10 +8,12 @@ by :func:`load_datasets`.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
+from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from ..bijection import Logit
 from ..data import load_mnist, make_toy
@@ -19,15 +22,17 @@ from ..data.mnist import default_data_dir
 from ..models import Flow
 from ..priors import PRIORS
 from ..registry import get_family
-from .config import IMAGE_DIMS, TOY_DIMS, TOY_TEST_POINTS, TrainConfig
+from .config import IMAGE_DIMS, IMAGE_SIZE, TOY_DIMS, TOY_TEST_POINTS, TrainConfig
 
 
 def build_model(config: TrainConfig) -> Flow:
-    """The flow a config describes: its registered family on ``[784]`` with :class:`Logit` last for
-    images (so densities are over pixel space), or on ``[2]`` without it for the 2D toys."""
+    """The flow a config describes: its registered family with :class:`Logit` last for images (so
+    densities are over pixel space), on ``[784]`` (``[1, 28, 28]`` for the image-shaped families such
+    as Glow), or on ``[2]`` without it for the 2D toys."""
     config.validate()
     family = get_family(config.model)
-    prior = PRIORS[config.prior]([config.dims])
+    shape = [1, IMAGE_SIZE, IMAGE_SIZE] if family.image_shaped and config.is_image else [config.dims]
+    prior = PRIORS[config.prior](shape)
     options = {name: getattr(config, name) for name in family.options}
     if "split" in options:
         options["split"] = config.resolved_split()
@@ -35,6 +40,21 @@ def build_model(config: TrainConfig) -> Flow:
     if config.is_image:
         model.layers.append(Logit(config.logit_alpha))
     return model
+
+
+def device_kind(device: str) -> str:
+    """ "gpu" when ``device`` ("auto", "cpu", "cuda", "cuda:N") trains on a GPU here, else "cpu"."""
+    if device == "cpu":
+        return "cpu"
+    return "gpu" if torch.cuda.is_available() else "cpu"
+
+
+def preset_config(given: Mapping[str, Any]) -> TrainConfig:
+    """A new run's config: the defaults, then its family's preset for the device (the CPU or the GPU
+    one; see :attr:`flows.registry.FlowFamily.presets`), then the ``given`` fields. Not validated."""
+    family = get_family(given.get("model", TrainConfig.model))
+    preset = family.preset(device_kind(given.get("device", TrainConfig.device)))
+    return TrainConfig(**{**preset, **given})
 
 
 def plan_data(config: TrainConfig) -> tuple[TrainConfig, DataPlan | None]:
@@ -65,23 +85,36 @@ def load_datasets(config: TrainConfig) -> tuple[Tensor, Tensor]:
         train = make_toy(config.dataset, config.toy_points, noise, seed=config.seed)
         test = make_toy(config.dataset, TOY_TEST_POINTS, noise, seed=(config.seed + 1) % 2**63)
         return train, test
+    (train, _), (test, _) = _image_splits(config)
+    return train.reshape(len(train), -1), test.reshape(len(test), -1)
+
+
+def load_labels(config: TrainConfig) -> tuple[Tensor, Tensor]:
+    """The int64 class labels ``[N]`` of the training and test images :func:`load_datasets` returns."""
+    if not config.is_image:
+        raise ValueError(f"{config.dataset} is a 2D toy: its points have no class labels")
+    (_, train), (_, test) = _image_splits(config)
+    return train, test
+
+
+def _image_splits(config: TrainConfig) -> tuple[tuple[Tensor, Tensor], tuple[Tensor, Tensor]]:
+    """((train images, labels), (test images, labels)) of an image config, with its holdout applied."""
     root = config.resolved_data_dir()
     if config.holdout:
-        images, _ = load_mnist(root, "test", config.dataset)
+        images, labels = load_mnist(root, "test", config.dataset)
         if config.holdout >= len(images):
             raise ValueError(
                 f"holdout {config.holdout} leaves no training images: the test split has {len(images)}"
             )
-        train, test = images[: -config.holdout], images[-config.holdout :]
-    else:
-        try:
-            train, _ = load_mnist(root, "train", config.dataset)
-        except FileNotFoundError as error:
-            raise FileNotFoundError(
-                f"{error}. Or, with only the test files, train on part of them: --holdout 1000"
-            ) from None
-        test, _ = load_mnist(root, "test", config.dataset)
-    return train.reshape(len(train), -1), test.reshape(len(test), -1)
+        cut = len(images) - config.holdout
+        return (images[:cut], labels[:cut]), (images[cut:], labels[cut:])
+    try:
+        train = load_mnist(root, "train", config.dataset)
+    except FileNotFoundError as error:
+        raise FileNotFoundError(
+            f"{error}. Or, with only the test files, train on part of them: --holdout 1000"
+        ) from None
+    return train, load_mnist(root, "test", config.dataset)
 
 
 def check_datasets(
@@ -123,3 +156,26 @@ def check_datasets(
             f"batch_size {config.batch_size} (the global batch) must split evenly over {world_size} processes"
         )
     return train, test
+
+
+class NegativeLogLikelihood(nn.Module):
+    """-logProbability per sample, as a forward() so DistributedDataParallel can wrap it."""
+
+    def __init__(self, flow: Flow) -> None:
+        super().__init__()
+        self.flow = flow
+
+    def forward(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
+        if labels is None:
+            return -self.flow.logProbability(x)
+        return -self.flow.logProbability(x, labels)  # a conditional flow: -log p(x | its class)
+
+
+def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    """AdamW, fused where torch supports it for these parameters (several times faster on CPU)."""
+    parameters = list(model.parameters())
+    settings = {"lr": config.lr, "betas": (0.9, config.adam_beta2), "weight_decay": config.weight_decay}
+    try:
+        return torch.optim.AdamW(parameters, fused=True, **settings)
+    except (RuntimeError, ValueError):
+        return torch.optim.AdamW(parameters, **settings)

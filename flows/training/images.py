@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from ..image.models import grid_labels
 from ..infra import atomic_write_bytes
 
 #: Seed of the latent draws of sample pictures, so successive pictures show the same latents.
@@ -85,10 +86,14 @@ def sample_image(
     model.eval()
     device = next(model.parameters()).device
     cuda_devices = [device] if device.type == "cuda" else []
+    labels = grid_labels(model, count)  # a conditional model: one class per column
     with RNG_LOCK, torch.random.fork_rng(devices=cuda_devices):
         torch.manual_seed(seed)
-        samples = model.sample(count).float().cpu()
+        drawn = model.sample(count) if labels is None else model.sample(count, labels.to(device))
+        samples = drawn.float().cpu()
     model.train(was_training)
     if not is_image:
         return density_image(samples)
+    if labels is not None:
+        columns = model.num_classes
     return image_grid(samples.reshape(count, 28, 28), columns=columns or math.ceil(math.sqrt(count)))

@@ -31,6 +31,7 @@ import torch
 from .. import infra
 from ..infra import atomic_file, atomic_write_bytes
 from ..models import Flow
+from ..paths import work_root
 from .config import TrainConfig
 from .events import (
     CheckpointEvent,
@@ -54,7 +55,6 @@ CHECKPOINT_DIR = "checkpoints"
 CHECKPOINTS = ("best", "last")  # in the order pages offer them: best first, the default choice
 RUN_STATES = ("created", "running", "paused", "stopped", "done", "failed")
 RUNS_DIR_ENV = "FLOWLAB_RUNS_DIR"
-REPO_ROOT = Path(__file__).resolve().parents[2]
 #: Keys present in every metrics line; a value is null where it does not apply to that line's kind.
 #: Seconds between two status.json updates while training.
 STATUS_INTERVAL_S = 2.0
@@ -62,8 +62,9 @@ METRIC_KEYS = ("kind", "step", "loss", "train_bits_per_dim", "test_bits_per_dim"
 
 
 def default_runs_dir() -> Path:
-    """Where ``main.py`` and the dashboard keep runs: ``$FLOWLAB_RUNS_DIR``, else ``runs/`` in the repo."""
-    return Path(os.environ.get(RUNS_DIR_ENV) or REPO_ROOT / "runs")
+    """Where ``main.py`` and the dashboard keep runs: ``$FLOWLAB_RUNS_DIR``, else ``runs/`` in the repo
+    (in the current folder for a pip-installed Flow Lab, see :func:`flows.paths.work_root`)."""
+    return Path(os.environ.get(RUNS_DIR_ENV) or work_root() / "runs")
 
 
 # --- JSON ---------------------------------------------------------------------------------------------

@@ -49,7 +49,14 @@ from .events import (
     StartEvent,
     StepEvent,
 )
-from .factory import build_model, check_datasets, load_datasets
+from .factory import (
+    NegativeLogLikelihood,
+    build_model,
+    check_datasets,
+    load_datasets,
+    load_labels,
+    make_optimizer,
+)
 
 #: Seed of the dequantization noise used by every evaluation, so test numbers compare across evaluations.
 EVAL_NOISE_SEED = 1234
@@ -61,27 +68,6 @@ PLANNED_ENDS = ("finished", "time", "early stop")
 
 class NonFiniteLossError(RuntimeError):
     """The loss was NaN or infinite more often than ``config.nan_retries`` allows."""
-
-
-class _NegativeLogLikelihood(nn.Module):
-    """-logProbability per sample, as a forward() so DistributedDataParallel can wrap it."""
-
-    def __init__(self, flow: Flow) -> None:
-        super().__init__()
-        self.flow = flow
-
-    def forward(self, x: Tensor) -> Tensor:
-        return -self.flow.logProbability(x)
-
-
-def _make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
-    """AdamW, fused where torch supports it for these parameters (several times faster on CPU)."""
-    parameters = list(model.parameters())
-    settings = {"lr": config.lr, "betas": (0.9, config.adam_beta2), "weight_decay": config.weight_decay}
-    try:
-        return torch.optim.AdamW(parameters, fused=True, **settings)
-    except (RuntimeError, ValueError):
-        return torch.optim.AdamW(parameters, **settings)
 
 
 class Trainer:
@@ -121,6 +107,8 @@ class Trainer:
         config: TrainConfig,
         train_data: Tensor | None = None,
         test_data: Tensor | None = None,
+        train_labels: Tensor | None = None,
+        test_labels: Tensor | None = None,
         sample_scorer: Callable[[Flow], dict[str, Any]] | None = None,
     ) -> None:
         self.config = config.validate()
@@ -134,6 +122,7 @@ class Trainer:
             native, self.amp_status = bf16_status(self.device)
             if not native:
                 warnings.warn(f"amp (bfloat16 autocast): {self.amp_status}", UserWarning, stacklevel=2)
+        given_data = train_data is not None or test_data is not None
         if train_data is None or test_data is None:
             loaded_train, loaded_test = load_datasets(config)
             train_data = loaded_train if train_data is None else train_data
@@ -141,14 +130,15 @@ class Trainer:
         self.train_data, self.test_data = check_datasets(
             config, train_data, test_data, self.context.world_size
         )
+        self.train_labels, self.test_labels = self._labels(train_labels, test_labels, given_data)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)
             self.model = build_model(config).to(self.device)
-        self._loss_module: nn.Module = _NegativeLogLikelihood(self.model)
+        self._loss_module: nn.Module = NegativeLogLikelihood(self.model)
         if self.context.enabled:
             device_ids = [self.device.index] if self.device.type == "cuda" else None
             self._loss_module = DistributedDataParallel(self._loss_module, device_ids=device_ids)
-        self.optimizer = _make_optimizer(self.model, config)
+        self.optimizer = make_optimizer(self.model, config)
         self.ema = WeightAverage(self.model, config.ema_decay) if config.ema_decay else None
         self.data_generator = torch.Generator().manual_seed(config.seed)
         self.step = 0
@@ -160,6 +150,7 @@ class Trainer:
         self.evals_since_best = 0
         self._train_loss_sum, self._train_loss_count = 0.0, 0  # steps since the last evaluation
         self.batch_hook: Callable[[int, Tensor], Tensor] | None = None
+        self.batch_labels: Tensor | None = None  # the labels of the last next_batch (conditional runs)
         self._elapsed_before = 0.0  # seconds trained in earlier sessions of this run
         self._clock_start: float | None = None
         self._snapshot = self._take_snapshot()
@@ -174,6 +165,8 @@ class Trainer:
         overrides: dict[str, Any] | None = None,
         train_data: Tensor | None = None,
         test_data: Tensor | None = None,
+        train_labels: Tensor | None = None,
+        test_labels: Tensor | None = None,
         sample_scorer: Callable[[Flow], dict[str, Any]] | None = None,
     ) -> Trainer:
         """Resumes a run from its config.json and checkpoints/last.pt (from step 0 if it has none yet).
@@ -185,7 +178,7 @@ class Trainer:
         config = runs.read_config(run_dir)
         if overrides:
             config = config.resumed(overrides)
-        trainer = cls(config, train_data, test_data, sample_scorer)
+        trainer = cls(config, train_data, test_data, train_labels, test_labels, sample_scorer)
         last = runs.checkpoint_path(run_dir, "last")
         if last.is_file():
             trainer.load_state_dict(runs.load_checkpoint(last))
@@ -288,14 +281,48 @@ class Trainer:
             return None
         return float(bits_per_dim(torch.tensor(-loss, dtype=torch.float64), IMAGE_DIMS))
 
+    def _labels(
+        self, train_labels: Tensor | None, test_labels: Tensor | None, given_data: bool
+    ) -> tuple[Tensor | None, Tensor | None]:
+        """The class labels of a conditional run (loaded with the data unless the data were given)."""
+        if not self.config.conditional:
+            return None, None
+        if train_labels is None or test_labels is None:
+            if given_data:
+                raise ValueError(
+                    "a conditional model needs the class of every image: pass train_labels and test_labels "
+                    "with train_data and test_data"
+                )
+            train_labels, test_labels = load_labels(self.config)
+        checked = []
+        for name, labels, data in (
+            ("train", train_labels, self.train_data),
+            ("test", test_labels, self.test_data),
+        ):
+            if not isinstance(labels, Tensor) or labels.shape != (len(data),) or labels.is_floating_point():
+                got = list(labels.shape) if isinstance(labels, Tensor) else type(labels).__name__
+                raise ValueError(f"{name}_labels must be [{len(data)}] integer class indices, got {got}")
+            checked.append(labels.to(torch.int64).cpu())
+        return checked[0], checked[1]
+
     def next_batch(self) -> Tensor:
-        """This process's slice of the next global random batch, dequantized, on the device."""
+        """This process's slice of the next global random batch, dequantized, on the device, in the
+        model's sample shape; the batch's labels (conditional runs) are left in ``batch_labels``."""
         config, context = self.config, self.context
-        rows = random_batch(self.train_data, config.batch_size, self.data_generator)
+        if self.train_labels is None:
+            rows, labels = random_batch(self.train_data, config.batch_size, self.data_generator), None
+        else:  # the same draws as random_batch, keeping the labels of the rows drawn
+            indices = torch.randint(len(self.train_data), (config.batch_size,), generator=self.data_generator)
+            rows, labels = self.train_data[indices], self.train_labels[indices]
         batch = dequantize(rows, self.data_generator) if config.is_image else rows
         per_process = config.batch_size // context.world_size
-        batch = batch[context.rank * per_process : (context.rank + 1) * per_process]
-        return batch.to(self.device, non_blocking=True)
+        mine = slice(context.rank * per_process, (context.rank + 1) * per_process)
+        self.batch_labels = None if labels is None else labels[mine].to(self.device)
+        return self._to_model(batch[mine])
+
+    def _to_model(self, rows: Tensor) -> Tensor:
+        """Flat rows ``[B, n]`` -> ``[B, *model.shape]`` on the device."""
+        return rows.reshape(len(rows), *self.model.shape).to(self.device, non_blocking=True)
 
     def train_step(self) -> StepEvent | NanEvent:
         """One optimizer step on a random batch: a :class:`StepEvent`, or a :class:`NanEvent` when a
@@ -312,7 +339,7 @@ class Trainer:
             group["lr"] = lr
         self.optimizer.zero_grad(set_to_none=True)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=config.amp):
-            negative_log_prob = self._loss_module(batch)  # [batch]
+            negative_log_prob = self._loss_module(batch, self.batch_labels)  # [batch]
         loss = negative_log_prob.float().mean()
         loss.backward()
         grad_norm = self._clip_gradients(config.grad_clip)
@@ -409,7 +436,11 @@ class Trainer:
                 x = dequantize(rows, generator) if config.is_image else rows  # noise drawn by every process
                 if index % context.world_size != context.rank:
                     continue
-                log_prob = model.logProbability(x.to(self.device))
+                if self.test_labels is None:
+                    log_prob = model.logProbability(self._to_model(x))
+                else:  # log p(x | its class)
+                    labels = self.test_labels[start : start + config.eval_batch_size].to(self.device)
+                    log_prob = model.logProbability(self._to_model(x), labels)
                 total += log_prob.double().sum()
                 count += len(x)
         test_loss = -float(all_reduce_sum(total) / all_reduce_sum(count))
