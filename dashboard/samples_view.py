@@ -13,6 +13,7 @@ import numpy as np
 import streamlit as st
 import torch
 
+from dashboard.text import plain
 from flows.data import make_toy
 from flows.data.toy import DEFAULT_NOISE
 from flows.training import RunInfo, TrainConfig, export_model, runs
@@ -333,7 +334,9 @@ def samples_page() -> None:
     try:
         _model(path, which)
     except (OSError, ValueError, RuntimeError) as error:
-        st.error(f"Cannot load {Path(checkpoint).name} of {info.run_id}: {error}", icon=":material/error:")
+        st.error(
+            plain(f"Cannot load {Path(checkpoint).name} of {info.run_id}: {error}"), icon=":material/error:"
+        )
         return
     export_button(info, which)
     available = not config.is_image or test_images(config.dataset) is not None

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
+from dashboard.text import plain
 from flows import registry
 from flows.data.toy import TOY_DATASETS
 from flows.training import IMAGE_DATASETS, ConfigError, RunInfo, TrainConfig, runs
@@ -21,7 +22,7 @@ from flows.training.config import choices
 from flows.training.flags import parse_widths
 from flows.training.tensorboard import INSTALL_HINT, tensorboard_available
 
-from . import charts, images
+from . import access, charts, images
 from .run_manager import LIVE_STATES, RunManager, RunSnapshot, import_checkpoint
 from .score_view import score_table
 from .state import run_curves, run_info, run_infos, run_manager, run_quality
@@ -247,7 +248,7 @@ def settings_panel(manager: RunManager) -> Settings:
         except ConfigError as error:
             problems[error.field if error.field in slots else "other"] = str(error)
     for field_name, message in problems.items():
-        slots[field_name].error(message, icon=":material/error:")
+        slots[field_name].error(plain(message), icon=":material/error:")
     return Settings(config, problems, note)
 
 
@@ -256,22 +257,26 @@ def settings_column(manager: RunManager) -> None:
     st.subheader("New run")
     settings = settings_panel(manager)
     if settings.note:
-        st.info(settings.note, icon=":material/info:")
+        st.info(plain(settings.note), icon=":material/info:")
+    allowed = access.can_control()
     clicked = st.button(
         "Start training",
         icon=":material/play_arrow:",
         type="primary",
-        disabled=settings.config is None,
+        disabled=settings.config is None or not allowed,
         key="train_start",
         width="stretch",
+        help=None if allowed else access.LOCKED_HELP,
     )
-    if clicked and settings.config is not None:
+    if clicked and settings.config is not None and allowed:  # checked again: a disabled button is no lock
         name = st.session_state.get("train_name", "").strip() or None
         try:
+            access.check_queue_room(set(manager.active_ids()))
             run_id = manager.start(settings.config, name)
         except ValueError as error:
-            st.error(str(error), icon=":material/error:")
+            st.error(plain(error), icon=":material/error:")
         else:
+            access.started_runs().append(run_id)
             st.query_params["run"] = run_id
             st.rerun()
     with st.expander("Queue"):
@@ -282,8 +287,9 @@ def settings_column(manager: RunManager) -> None:
             manager.max_concurrent,
             key="train_max_concurrent",
             help="further runs wait in a queue; on a CPU machine one at a time is fastest",
+            disabled=not allowed,
         )
-        if int(value) != manager.max_concurrent:
+        if int(value) != manager.max_concurrent and allowed:
             manager.set_max_concurrent(int(value))
         st.caption(f"Training uses {manager.threads} torch thread(s); the rest of the CPU serves the pages.")
 
@@ -465,13 +471,16 @@ def _controls(manager: RunManager, view: RunView) -> None:
     """Pause, Resume, Stop for runs trained here; Continue for runs that ended."""
     run_id, state = view.run_id, view.state
     columns = st.columns(4)
+    allowed = access.can_control()
+    locked = None if allowed else access.LOCKED_HELP
     if view.managed or state in LIVE_STATES:
         columns[0].button(
             "Pause",
             icon=":material/pause:",
             key=f"pause-{run_id}",
-            disabled=not view.managed or state != "running",
-            on_click=manager.pause,
+            disabled=not view.managed or state != "running" or not allowed,
+            help=locked,
+            on_click=access.guarded(manager.pause),
             args=(run_id,),
             width="stretch",
         )
@@ -479,8 +488,9 @@ def _controls(manager: RunManager, view: RunView) -> None:
             "Resume",
             icon=":material/play_arrow:",
             key=f"resume-{run_id}",
-            disabled=not view.managed or state not in ("paused", "pausing"),
-            on_click=manager.resume,
+            disabled=not view.managed or state not in ("paused", "pausing") or not allowed,
+            help=locked,
+            on_click=access.guarded(manager.resume),
             args=(run_id,),
             width="stretch",
         )
@@ -488,20 +498,33 @@ def _controls(manager: RunManager, view: RunView) -> None:
             "Stop",
             icon=":material/stop:",
             key=f"stop-{run_id}",
-            disabled=not view.managed or state not in ("queued", "running", "paused", "pausing"),
-            on_click=manager.stop,
+            disabled=not view.managed
+            or state not in ("queued", "running", "paused", "pausing")
+            or not allowed,
+            help=locked,
+            on_click=access.guarded(manager.stop),
             args=(run_id,),
             width="stretch",
         )
     can_continue = state in ("created", "stopped", "interrupted", "failed") and view.step < view.steps
     if not can_continue or view.config is None:
         return
-    if columns[3].button("Continue", icon=":material/replay:", key=f"continue-{run_id}", width="stretch"):
+    continue_clicked = columns[3].button(
+        "Continue",
+        icon=":material/replay:",
+        key=f"continue-{run_id}",
+        width="stretch",
+        disabled=not allowed,
+        help=locked,
+    )
+    if continue_clicked and allowed:
         try:
+            access.check_queue_room(set(manager.active_ids()))
             manager.continue_run(run_id)
         except (OSError, ValueError) as error:
-            st.error(str(error), icon=":material/error:")
+            st.error(plain(error), icon=":material/error:")
         else:
+            access.started_runs().append(run_id)
             st.rerun(scope="app")
 
 
@@ -530,7 +553,7 @@ def render_run(manager: RunManager, run_id: str) -> RunView | None:
     """The panel of one run: state, controls, progress, numbers, curves, samples, checkpoints."""
     view = load_view(manager, run_id)
     if view is None:
-        st.warning(f"There is no run {run_id!r} in {manager.runs_root}.", icon=":material/error:")
+        st.warning(plain(f"There is no run {run_id!r} in {manager.runs_root}."), icon=":material/error:")
         return None
     description = ""
     if view.config is not None:
@@ -540,7 +563,7 @@ def render_run(manager: RunManager, run_id: str) -> RunView | None:
             f"hidden {', '.join(map(str, config.hidden))} · {config.activation} · {config.prior} prior · "
             f"lr {config.lr:g} · batch {config.batch_size}"
         )
-    st.markdown(f"#### {view.run_id} {STATE_BADGES.get(view.state, view.state)}")
+    st.markdown(f"#### {plain(view.run_id)} {STATE_BADGES.get(view.state, plain(view.state))}")
     st.caption(description)
     if view.state == "queued" and view.queue_position is not None:
         st.info(
@@ -682,6 +705,9 @@ def compare_chart(manager: RunManager, run_ids: list[str]) -> None:
 
 def upload_checkpoint(manager: RunManager) -> None:
     """Imports an uploaded checkpoint as a new run, loading it safely; explains a wrong file."""
+    if not access.can_control():
+        st.caption(f":material/lock: Uploading checkpoints: {access.LOCKED_HELP}")
+        return
     uploaded = st.file_uploader(
         "Upload a checkpoint (.pt from a Flow Lab run)",
         key="train_upload",
@@ -704,7 +730,7 @@ def upload_checkpoint(manager: RunManager) -> None:
             f"Imported as run {text}; open it on the Samples page or above.", icon=":material/check_circle:"
         )
     else:
-        st.error(text, icon=":material/error:")
+        st.error(plain(text), icon=":material/error:")
 
 
 def all_runs_section(manager: RunManager) -> None:
@@ -745,7 +771,7 @@ def chosen_run(manager: RunManager, run_ids: list[str]) -> str | None:
     if wanted and wanted in run_ids:
         return wanted
     if wanted:
-        st.warning(f"There is no run {wanted!r} in {manager.runs_root}; showing the runs there are.")
+        st.warning(plain(f"There is no run {wanted!r} in {manager.runs_root}; showing the runs there are."))
     active = manager.active_ids()
     if active:
         st.query_params["run"] = active[0]

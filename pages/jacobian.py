@@ -19,6 +19,7 @@ from dashboard.jacobian_view import (
     structure_sentence,
 )
 from dashboard.maths import read_doc, render_markdown_with_latex
+from dashboard.text import plain
 from flows import registry
 from flows.training import list_runs, runs
 
@@ -106,7 +107,7 @@ with check_tab:
     try:
         check = cached_log_det_check(source, point)
     except (ValueError, OSError, RuntimeError, KeyError) as error:
-        st.error(f"Could not check this model: {error}")
+        st.error(f"Could not check this model: {plain(error)}")
         st.stop()
     st.session_state["jacobian_check"] = check.table
     worst = check.max_abs_error

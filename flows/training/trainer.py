@@ -34,6 +34,7 @@ from ..data import bits_per_dim, dequantize, random_batch
 from ..models import Flow
 from ..speed import bf16_status
 from . import runs
+from .checkpoints import check_state
 from .config import IMAGE_DIMS, TrainConfig
 from .distributed import all_reduce_mean, all_reduce_sum, any_process, current_context, resolve_device
 from .ema import WeightAverage
@@ -181,7 +182,9 @@ class Trainer:
         trainer = cls(config, train_data, test_data, train_labels, test_labels, sample_scorer)
         last = runs.checkpoint_path(run_dir, "last")
         if last.is_file():
-            trainer.load_state_dict(runs.load_checkpoint(last))
+            state = runs.load_checkpoint(last)
+            check_state(state, config, resume=True, name=f"checkpoint {last}")  # nothing half-loads
+            trainer.load_state_dict(state)
         return trainer
 
     # --- state ----------------------------------------------------------------------------------------
