@@ -98,7 +98,9 @@ def sidebar_panel() -> None:
     st.caption(":material/visibility: Classroom mode: you watch the runs live; the teacher controls them.")
     with st.form("access_form", border=False):
         attempt = st.text_input("Teacher token", type="password", key="access_token")
-        if st.form_submit_button("Enter") and not sign_in(attempt):
+        if st.form_submit_button("Enter"):
+            if sign_in(attempt):
+                st.rerun()  # draw the sidebar and the page as the teacher's
             st.error("That is not the teacher's token.", icon=":material/lock:")
 
 

@@ -25,6 +25,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, NoReturn
 
+from flows.evaluation import SampleScorer, scorer_for
 from flows.registry import get_family
 from flows.speed import bf16_status, tune_malloc
 from flows.training import (
@@ -33,6 +34,7 @@ from flows.training import (
     Event,
     NanEvent,
     NonFiniteLossError,
+    OverfitEvent,
     RunLogger,
     StepEvent,
     TrainConfig,
@@ -167,7 +169,7 @@ class StopRequest:
 class Progress:
     """tqdm bar of steps with loss, bits/dim, images/s (and tqdm's ETA); prints evaluations and warnings."""
 
-    def __init__(self, total: int, initial: int, enabled: bool) -> None:
+    def __init__(self, total: int | None, initial: int, enabled: bool) -> None:
         from tqdm import tqdm
 
         self.bar = tqdm(total=total, initial=initial, unit="step", disable=not enabled, dynamic_ncols=True)
@@ -188,7 +190,7 @@ class Progress:
             self.bar.update(event.step - self.bar.n)
         elif isinstance(event, EvalEvent):
             self.write(_describe_eval(event))
-        elif isinstance(event, NanEvent):
+        elif isinstance(event, (NanEvent, OverfitEvent)):
             self.write(f"warning: {event.message}")
 
     def write(self, text: str) -> None:
@@ -202,6 +204,14 @@ class Progress:
 def _describe_eval(event: EvalEvent) -> str:
     value = event.test_bits_per_dim
     text = f"test bits/dim {value:.4f}" if value is not None else f"test loss {event.test_loss:.4f} nats"
+    if event.train_bits_per_dim is not None and value is not None:
+        text += f" (training {event.train_bits_per_dim:.4f})"
+    score = event.sample_score
+    if score is not None:
+        text += (
+            f"; samples recognised {score['recognised']:.0%}, class entropy "
+            f"{score['class_entropy_bits']:.2f} bits, Frechet {score['frechet']:.1f}"
+        )
     return f"step {event.step}: {text}{' (best)' if event.best else ''}"
 
 
@@ -289,8 +299,10 @@ def _main(argv: list[str], prog: str, local_rank: int, world_size: int, show: bo
             return _fail(str(error), EXIT_USAGE, show, prog)
         except OSError as error:
             return _fail(_describe_os_error(error), EXIT_USAGE, show, prog)
-        if trainer.step >= config.steps:
-            if show:
+        if trainer.time_is_up() or (not config.minutes and trainer.step >= config.steps):
+            if show and config.minutes:
+                print(f"{run_dir} already trained its {config.minutes:g} minutes; pass a larger --minutes")
+            elif show:
                 print(
                     f"{run_dir} already reached step {trainer.step}; pass --steps N > {trainer.step} to go on"
                 )
@@ -329,13 +341,15 @@ def _start(
     labels), with its folder checked writable before any step."""
     if args.resume is not None:
         run_dir: Path | None = Path(args.resume)
-        trainer = Trainer.from_run(run_dir, _resume_overrides(config, run_dir), *data)
+        trainer = Trainer.from_run(
+            run_dir, _resume_overrides(config, run_dir), *data, sample_scorer=_scorer(config, show)
+        )
     else:
         runs.new_run_id(config, args.run_name)  # a bad --run-name fails before any folder exists
         check_memory(config)
         run_dir = runs.create_run(args.runs_dir, config, args.run_name) if show else None
         session.run_dir = run_dir  # from here an interruption marks the new run "stopped"
-        trainer = Trainer(config, *data)
+        trainer = Trainer(config, *data, sample_scorer=_scorer(config, show))
     session.trainer = trainer
     if run_dir is not None and show:
         runs.check_writable(run_dir)  # a read-only checkpoints/ fails now, not after training
@@ -357,7 +371,8 @@ def _train(
     stop = StopRequest()
     stop.install()
     session.training, session.run_dir = True, run_dir
-    progress = Progress(config.steps, trainer.step, show and not args.no_progress)
+    total = None if config.minutes else config.steps  # a time budget has no step count to show
+    progress = Progress(total, trainer.step, show and not args.no_progress)
     listeners: list[Listener] = [progress]
     board = TensorBoardLogger(run_dir, trainer) if show and config.tensorboard else None
     if board is not None:
@@ -386,12 +401,22 @@ def _train(
                 f"continue with: {_command(prog)} --resume {run_dir}"
             )
         else:
+            why = {
+                "time": f" (the {config.minutes:g}-minute budget)",
+                "early stop": f" (early stop: no new best in {config.early_stop} evaluations)",
+            }.get(done.reason, "")
             print(
-                f"finished {trainer.step} steps in {trainer.elapsed:.0f} s{best_text}; run folder: {run_dir}"
+                f"finished {trainer.step} steps in {trainer.elapsed:.0f} s{why}{best_text}; "
+                f"run folder: {run_dir}"
             )
     if done.reason == "stopped":
         return EXIT_SIGNAL.get(stop.signal, EXIT_FINISHED) if stop.signal else EXIT_FINISHED
     return EXIT_FINISHED
+
+
+def _scorer(config: TrainConfig, show: bool) -> SampleScorer | None:
+    """The sample scorer of rank 0 (it prints when it trains the judge), None where not wanted."""
+    return scorer_for(config, on_progress=lambda message: print(message, file=sys.stderr)) if show else None
 
 
 def _command(prog: str) -> str:
@@ -407,9 +432,10 @@ def _describe_start(trainer: Trainer) -> str:
     model = f"{config.model} ({parameters:,} parameters; {options})"
     data = f"{len(trainer.train_data):,} training / {len(trainer.test_data):,} test samples"
     where = f"device {trainer.device}, {processes} process{'es' * (processes > 1)}"
-    return (
-        f"{model} on {config.dataset}: {data}; {where}, global batch {config.batch_size}; "
-        f"starting at step {trainer.step} of {config.steps}"
+    return f"{model} on {config.dataset}: {data}; {where}, global batch {config.batch_size}; " + (
+        f"training for {config.minutes:g} minutes from step {trainer.step}"
+        if config.minutes
+        else f"starting at step {trainer.step} of {config.steps}"
     )
 
 

@@ -13,6 +13,8 @@ import numpy as np
 import streamlit as st
 import torch
 
+from dashboard.score_view import score_table
+from dashboard.services import state
 from dashboard.services.state import run_infos, run_model, test_images
 from dashboard.text import plain
 from dashboard.train.view import DATASET_LABELS, model_label
@@ -25,6 +27,8 @@ from flows.training.export import CONFIG_FILE, MODEL_FILE
 
 #: Test digits encoded for the round trip.
 ROUND_TRIP_DIGITS = 256
+#: Samples scored by the judge (the real reference uses as many held-out images).
+SCORE_SAMPLES = 500
 #: Real 2D points drawn to show beside a toy model's samples.
 TOY_POINTS = 20_000
 
@@ -46,6 +50,19 @@ def _samples(
     if config.is_image:
         return images.digit_grid(x.clamp(0, 1))
     return images.density(x)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _score(run_path: str, which: str, modified: float, temperature: float, seed: int) -> dict[str, object]:
+    model, config = _model(run_path, which)
+    judge = state.judge(config.dataset)
+    assert judge is not None
+    x = sampling.sample(model, SCORE_SAMPLES, temperature, seed).clamp(0, 1)
+    return {
+        "samples": judge.score(x).to_dict(),
+        "real": judge.real_score(SCORE_SAMPLES).to_dict(),
+        "accuracy": judge.accuracy,
+    }
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
@@ -197,6 +214,27 @@ def samples_section(
             st.image(_real_toy_density(config.dataset), width="stretch")
 
 
+def score_section(path: str, which: str, modified: float, config: TrainConfig, available: bool) -> None:
+    """The judge's score of samples at the temperature and seed chosen above, beside real images."""
+    if not config.is_image or not available:
+        return
+    temperature = float(st.session_state.get("samples_temperature", 1.0))
+    seed = int(st.session_state.get("samples_seed", 0))
+    st.markdown(f"**Does it look like the data?** ({SCORE_SAMPLES} samples at temperature {temperature:g})")
+    if not state.judge_ready(config.dataset) and not st.button(
+        "Train the judge (once; under a minute on 2 cores)", key="samples_train_judge"
+    ):
+        st.caption("The judge is a small classifier trained on the real images the first time it is needed.")
+        return
+    with st.spinner("Scoring samples"):
+        result = _score(path, which, modified, temperature, seed)
+    score_table(
+        result["samples"],
+        result["real"],
+        caption=f"The judge recognises {result['accuracy']:.1%} of held-out real images correctly.",
+    )
+
+
 def interpolation_section(
     path: str, which: str, modified: float, config: TrainConfig, available: bool
 ) -> None:
@@ -304,6 +342,7 @@ def samples_page() -> None:
     export_button(info, which)
     available = not config.is_image or test_images(config.dataset) is not None
     samples_section(path, which, modified, config, available)
+    score_section(path, which, modified, config, available)
     st.divider()
     interpolation_section(path, which, modified, config, available)
     st.divider()

@@ -28,6 +28,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from flows.evaluation import scorer_for
 from flows.limits import MemoryLimitError
 from flows.training import (
     ConfigError,
@@ -351,9 +352,9 @@ class RunManager:
         try:
             if managed.resume:
                 overrides = {"steps": managed.config.steps, "num_threads": managed.config.num_threads}
-                trainer = Trainer.from_run(managed.path, overrides)
+                trainer = Trainer.from_run(managed.path, overrides, sample_scorer=scorer_for(managed.config))
             else:
-                trainer = Trainer(managed.config)
+                trainer = Trainer(managed.config, sample_scorer=scorer_for(managed.config))
             logger = RunLogger(managed.path, trainer)
             with managed.lock:
                 managed.step = trainer.step
@@ -411,7 +412,7 @@ class RunManager:
             elif isinstance(event, NanEvent):
                 managed.message = event.message
             elif isinstance(event, DoneEvent):
-                managed.state = "done" if event.reason == "finished" else "stopped"
+                managed.state = "stopped" if event.reason == "stopped" else "done"
         if isinstance(event, StepEvent):
             sampler.draw()
             self._maybe_pause(managed, logger)

@@ -15,8 +15,9 @@ import numpy as np
 import streamlit as st
 
 from dashboard import access
+from dashboard.score_view import score_table
 from dashboard.services.run_manager import LIVE_STATES, RunManager, RunSnapshot, import_checkpoint
-from dashboard.services.state import run_curves, run_info, run_infos, run_manager
+from dashboard.services.state import run_curves, run_info, run_infos, run_manager, run_quality
 from dashboard.text import plain
 from dashboard.widgets import charts, images
 from flows import registry
@@ -152,6 +153,36 @@ def settings_panel(manager: RunManager) -> Settings:
             "Seed", 0, 2**31 - 1, PRESET.seed, key="train_seed", help=TrainConfig.help("seed")
         )
         slots["seed"] = st.empty()
+        minutes = st.number_input(
+            "Time budget (minutes, 0: train for the steps above)",
+            0.0,
+            24 * 60.0,
+            0.0,
+            step=1.0,
+            key="train_minutes",
+            help=TrainConfig.help("minutes"),
+        )
+        slots["minutes"] = st.empty()
+        early_stop = st.number_input(
+            "Early stop after (tests without a new best, 0: never)",
+            0,
+            1000,
+            PRESET.early_stop,
+            key="train_early_stop",
+            help=TrainConfig.help("early_stop"),
+        )
+        slots["early_stop"] = st.empty()
+        ema_decay = st.number_input(
+            "Weight average decay (0: off)",
+            0.0,
+            0.9999,
+            PRESET.ema_decay,
+            step=0.001,
+            format="%.4f",
+            key="train_ema_decay",
+            help=TrainConfig.help("ema_decay"),
+        )
+        slots["ema_decay"] = st.empty()
         warmup = st.number_input(
             "Warmup steps",
             0,
@@ -207,6 +238,9 @@ def settings_panel(manager: RunManager) -> Settings:
             checkpoint_every=max(int(eval_every), 100),
             seed=int(seed),
             warmup_steps=min(int(warmup), int(steps)),
+            minutes=float(minutes),
+            early_stop=int(early_stop),
+            ema_decay=float(ema_decay),
             tensorboard=bool(tensorboard) and has_tensorboard,
         )
         try:
@@ -559,8 +593,24 @@ def render_run(manager: RunManager, run_id: str) -> RunView | None:
             st.image(view.samples_image, caption=view.samples_caption, width="stretch")
         else:
             st.caption(view.samples_caption)
+        quality_section(view)
         _downloads(view)
     return view
+
+
+def quality_section(view: RunView) -> None:
+    """The judge's score of the samples at the last test, and the overfitting warning, from metrics.jsonl."""
+    quality = run_quality(view.path)
+    if quality.overfit is not None:
+        st.warning(quality.overfit, icon=":material/trending_up:")
+    if quality.score is not None:
+        score = quality.score
+        score_table(
+            score,
+            score.get("real"),
+            caption=f"{score['count']} samples at temperature {score['temperature']:g}, step "
+            f"{quality.score_step:,}.",
+        )
 
 
 @st.fragment(run_every=REFRESH_S)

@@ -6,7 +6,8 @@ Layout of ``<root>/<run-id>/``::
     metrics.jsonl        one JSON object per line, flushed at once (see METRIC_KEYS)
     status.json          {"state": one of RUN_STATES, "pid", "host", "updated", "step", ...}
     samples.png          a grid of samples (images) or a 2D histogram of samples (toys), per evaluation
-    checkpoints/last.pt  the latest state; best.pt the state with the lowest test loss
+    checkpoints/last.pt  the latest state; best.pt the state with the lowest test loss (with "ema", the
+                         moving average of the weights, when the run keeps one)
 
 Checkpoints hold only tensors, numbers, strings, lists, tuples and dicts, so they load with
 ``torch.load(weights_only=True)``; nothing is ever unpickled.
@@ -14,6 +15,7 @@ Checkpoints hold only tensors, numbers, strings, lists, tuples and dicts, so the
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -33,7 +35,17 @@ from ..models import Flow
 from ..paths import work_root
 from .checkpoints import check_state, read_checkpoint_file
 from .config import TrainConfig
-from .events import CheckpointEvent, DoneEvent, EvalEvent, Event, FailEvent, NanEvent, StartEvent, StepEvent
+from .events import (
+    CheckpointEvent,
+    DoneEvent,
+    EvalEvent,
+    Event,
+    FailEvent,
+    NanEvent,
+    OverfitEvent,
+    StartEvent,
+    StepEvent,
+)
 from .factory import build_model
 from .images import TOY_SAMPLE_POINTS, sample_image, write_png
 
@@ -42,7 +54,7 @@ METRICS_FILE = "metrics.jsonl"
 STATUS_FILE = "status.json"
 SAMPLES_FILE = "samples.png"
 CHECKPOINT_DIR = "checkpoints"
-CHECKPOINTS = ("last", "best")
+CHECKPOINTS = ("best", "last")  # in the order pages offer them: best first, the default choice
 RUN_STATES = ("created", "queued", "running", "paused", "stopped", "done", "failed")
 RUNS_DIR_ENV = "FLOWLAB_RUNS_DIR"
 #: Keys present in every metrics line; a value is null where it does not apply to that line's kind.
@@ -277,13 +289,15 @@ def _to_device(value: Any, device: torch.device) -> Any:
 def load_run_model(
     run_path: str | Path, which: str = "last", map_location: str | torch.device = "cpu"
 ) -> tuple[Flow, TrainConfig]:
-    """The trained model of a run (in eval mode) and its config."""
+    """The trained model of a run (in eval mode) and its config: the moving average of its weights
+    where the run kept one (``ema_decay``), as its evaluations and samples used."""
     config = read_config(run_path)
     path = checkpoint_path(run_path, which)
     state = load_checkpoint(path)
     check_state(state, config, name=f"checkpoint {path}")
     model = build_model(config)
-    model.load_state_dict(state["model"])
+    ema = state.get("ema")
+    model.load_state_dict(ema["average"] if isinstance(ema, dict) and "average" in ema else state["model"])
     return model.to(map_location).eval(), config
 
 
@@ -400,19 +414,24 @@ class RunLogger:
                 self._write(line)
             if time.monotonic() - self._status_time > STATUS_INTERVAL_S:
                 self.set_status("running")
-        elif isinstance(event, (NanEvent, EvalEvent)):
+        elif isinstance(event, (NanEvent, EvalEvent, OverfitEvent)):
             self._write(event.record())
             if isinstance(event, EvalEvent):
-                picture = sample_image(self.trainer.model, config.is_image, self._sample_count())
+                with self._evaluation_weights() as model:
+                    picture = sample_image(model, config.is_image, self._sample_count())
                 write_png(self.run_dir / SAMPLES_FILE, picture)
         elif isinstance(event, CheckpointEvent):
             save_checkpoint(checkpoint_path(self.run_dir, event.which), self.trainer.state_dict())
         elif isinstance(event, DoneEvent):
             self._close()
-            self.set_status("done" if event.reason == "finished" else "stopped")
+            self.set_status("stopped" if event.reason == "stopped" else "done", reason=event.reason)
         elif isinstance(event, FailEvent):
             self._close()
             self.set_status(event.state, message=event.message)
+
+    def _evaluation_weights(self) -> contextlib.AbstractContextManager[torch.nn.Module]:
+        weights = getattr(self.trainer, "evaluation_weights", None)  # the averaged weights, if any
+        return weights() if weights is not None else contextlib.nullcontext(self.trainer.model)
 
     def _sample_count(self) -> int:
         return self.trainer.config.sample_count if self.trainer.config.is_image else TOY_SAMPLE_POINTS
