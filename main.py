@@ -2,7 +2,11 @@
 
 import sys
 
-from flows.cli import main
+try:
+    from flows.cli import main
+except KeyboardInterrupt:  # Ctrl-C while torch and the library load: nothing has started yet
+    print("main.py: error: interrupted while starting; nothing was created or trained", file=sys.stderr)
+    sys.exit(130)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -16,6 +16,8 @@ checkpoints/last.pt (continue with --resume); 1 training failed (e.g. the loss k
 from __future__ import annotations
 
 import argparse
+import contextlib
+import re
 import signal
 import sys
 from collections.abc import Sequence
@@ -23,6 +25,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, NoReturn
 
+from flows.evaluation import SampleScorer, scorer_for
 from flows.registry import get_family
 from flows.speed import bf16_status, tune_malloc
 from flows.training import (
@@ -31,6 +34,7 @@ from flows.training import (
     Event,
     NanEvent,
     NonFiniteLossError,
+    OverfitEvent,
     RunLogger,
     StepEvent,
     TrainConfig,
@@ -50,6 +54,7 @@ from flows.training.distributed import (
 )
 from flows.training.events import Listener
 from flows.training.export import CONFIG_FILE, MODEL_FILE, export_run
+from flows.training.factory import check_memory
 from flows.training.flags import add_config_flags, config_values
 from flows.training.tensorboard import INSTALL_HINT, TensorBoardLogger, tensorboard_available
 
@@ -164,7 +169,7 @@ class StopRequest:
 class Progress:
     """tqdm bar of steps with loss, bits/dim, images/s (and tqdm's ETA); prints evaluations and warnings."""
 
-    def __init__(self, total: int, initial: int, enabled: bool) -> None:
+    def __init__(self, total: int | None, initial: int, enabled: bool) -> None:
         from tqdm import tqdm
 
         self.bar = tqdm(total=total, initial=initial, unit="step", disable=not enabled, dynamic_ncols=True)
@@ -185,7 +190,7 @@ class Progress:
             self.bar.update(event.step - self.bar.n)
         elif isinstance(event, EvalEvent):
             self.write(_describe_eval(event))
-        elif isinstance(event, NanEvent):
+        elif isinstance(event, (NanEvent, OverfitEvent)):
             self.write(f"warning: {event.message}")
 
     def write(self, text: str) -> None:
@@ -199,38 +204,116 @@ class Progress:
 def _describe_eval(event: EvalEvent) -> str:
     value = event.test_bits_per_dim
     text = f"test bits/dim {value:.4f}" if value is not None else f"test loss {event.test_loss:.4f} nats"
+    if event.train_bits_per_dim is not None and value is not None:
+        text += f" (training {event.train_bits_per_dim:.4f})"
+    score = event.sample_score
+    if score is not None:
+        text += (
+            f"; samples recognised {score['recognised']:.0%}, class entropy "
+            f"{score['class_entropy_bits']:.2f} bits, Frechet {score['frechet']:.1f}"
+        )
     return f"step {event.step}: {text}{' (best)' if event.best else ''}"
+
+
+ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def one_line(text: str, limit: int = 600) -> str:
+    """``text`` as one printable line: ANSI escapes removed, line breaks and runs of spaces collapsed."""
+    text = " ".join(ANSI_ESCAPE.sub("", str(text)).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _fail(message: str, code: int, show: bool, prog: str) -> int:
     if show:
-        print(f"{prog}: error: {message}", file=sys.stderr)
+        print(f"{prog}: error: {one_line(message)}", file=sys.stderr)
     return code
+
+
+def _describe_os_error(error: OSError) -> str:
+    """``cannot use /x/runs (Permission denied); ...`` for a file system error."""
+    where = f" {error.filename}" if error.filename else ""
+    return (
+        f"cannot use{where} ({error.strerror or error}); check the folder's permissions and free space, or "
+        "choose another folder with --runs-dir / --data-dir"
+    )
+
+
+class _Session:
+    """What the command has done so far, so an interruption or failure can leave the run folder right."""
+
+    def __init__(self) -> None:
+        self.run_dir: Path | None = None  # set once a new run's folder exists, or a resumed run trains
+        self.trainer: Trainer | None = None
+        self.training = False
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "main.py") -> int:
     """Runs the command line; returns the exit code (see the module docstring).
 
     ``prog`` names the command in its messages: ``main.py`` in a clone, ``flowlab-train`` once installed.
+    Every user error (bad flags, data, checkpoint, folder permissions) ends in one line on stderr and a
+    non-zero exit code, never a traceback; Ctrl-C at any moment too (130), leaving no run "created".
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     context = environment_context()
     show = context.is_main
+    session = _Session()
+    try:
+        return _main(argv, prog, context.local_rank, context.world_size, show, session)
+    except KeyboardInterrupt:  # before the handler is installed, or a second Ctrl-C while stopping
+        _mark_interrupted(session)
+        where = f"; continue with: {_command(prog)} --resume {session.run_dir}" if session.run_dir else ""
+        when = "while stopping" if session.training else "before training started"
+        return _fail(f"interrupted {when}{where}", EXIT_SIGNAL[signal.SIGINT], show, prog)
+
+
+def _mark_interrupted(session: _Session) -> None:
+    if session.run_dir is None or not session.run_dir.is_dir():
+        return
+    step = session.trainer.step if session.trainer is not None else 0
+    with contextlib.suppress(OSError, ValueError):
+        runs.write_status(session.run_dir, "stopped", step=step, message="interrupted by Ctrl-C")
+
+
+def _main(argv: list[str], prog: str, local_rank: int, world_size: int, show: bool, session: _Session) -> int:
     try:
         config, args = make_config(argv, prog)
         if args.export is not None:
             return _export(args, show)
         if config.tensorboard and not tensorboard_available():
             raise ValueError(INSTALL_HINT)
-        device = resolve_device(config.device, context.local_rank)
-        train_data, test_data = check_datasets(config, *load_datasets(config), context.world_size)
+        device = resolve_device(config.device, local_rank)
+        train_data, test_data = check_datasets(config, *load_datasets(config), world_size)
         labels = load_labels(config) if config.conditional else (None, None)
     except (ValueError, FileNotFoundError) as error:
         return _fail(str(error), EXIT_USAGE, show, prog)
+    except OSError as error:  # e.g. a data folder without read permission
+        return _fail(_describe_os_error(error), EXIT_USAGE, show, prog)
     init_distributed(device)
     tune_malloc()  # a training process: keep freed buffers for the next step (bench/NOTES.md)
     try:
-        return _train(config, args, (train_data, test_data, *labels), show, prog)
+        try:
+            trainer, run_dir = _start(config, args, (train_data, test_data, *labels), show, session)
+        except (ValueError, FileNotFoundError) as error:
+            return _fail(str(error), EXIT_USAGE, show, prog)
+        except OSError as error:
+            return _fail(_describe_os_error(error), EXIT_USAGE, show, prog)
+        if trainer.time_is_up() or (not config.minutes and trainer.step >= config.steps):
+            if show and config.minutes:
+                print(f"{run_dir} already trained its {config.minutes:g} minutes; pass a larger --minutes")
+            elif show:
+                print(
+                    f"{run_dir} already reached step {trainer.step}; pass --steps N > {trainer.step} to go on"
+                )
+            return EXIT_FINISHED
+        try:
+            return _train(trainer, run_dir, config, args, show, prog, session)
+        except OSError as error:  # e.g. the disk filled up while training
+            if run_dir is not None:
+                with contextlib.suppress(OSError, ValueError):
+                    runs.write_status(run_dir, "failed", step=trainer.step, message=_describe_os_error(error))
+            return _fail(_describe_os_error(error), EXIT_FAILED, show, prog)
     finally:
         shutdown_distributed()
 
@@ -251,27 +334,45 @@ def entry_point() -> int:
     return main(prog="flowlab-train")
 
 
-def _train(
-    config: TrainConfig, args: argparse.Namespace, data: tuple[Any, ...], show: bool, prog: str
-) -> int:
-    """Trains on ``data`` = (train images, test images, train labels, test labels); the exit code."""
+def _start(
+    config: TrainConfig, args: argparse.Namespace, data: tuple[Any, ...], show: bool, session: _Session
+) -> tuple[Trainer, Path | None]:
+    """The trainer of a resumed or new run on ``data`` (train images, test images, train labels, test
+    labels), with its folder checked writable before any step."""
     if args.resume is not None:
-        run_dir = Path(args.resume)
-        trainer = Trainer.from_run(run_dir, _resume_overrides(config, run_dir), *data)
-        if trainer.step >= config.steps:
-            if show:
-                print(
-                    f"{run_dir} already reached step {trainer.step}; pass --steps N > {trainer.step} to go on"
-                )
-            return EXIT_FINISHED
+        run_dir: Path | None = Path(args.resume)
+        trainer = Trainer.from_run(
+            run_dir, _resume_overrides(config, run_dir), *data, sample_scorer=_scorer(config, show)
+        )
     else:
+        runs.new_run_id(config, args.run_name)  # a bad --run-name fails before any folder exists
+        check_memory(config)
         run_dir = runs.create_run(args.runs_dir, config, args.run_name) if show else None
-        trainer = Trainer(config, *data)
+        session.run_dir = run_dir  # from here an interruption marks the new run "stopped"
+        trainer = Trainer(config, *data, sample_scorer=_scorer(config, show))
+    session.trainer = trainer
+    if run_dir is not None and show:
+        runs.check_writable(run_dir)  # a read-only checkpoints/ fails now, not after training
+    return trainer, run_dir
+
+
+def _train(
+    trainer: Trainer,
+    run_dir: Path | None,
+    config: TrainConfig,
+    args: argparse.Namespace,
+    show: bool,
+    prog: str,
+    session: _Session,
+) -> int:
+    """Trains until done or stopped; the exit code."""
     if show:
         print(f"run folder: {run_dir}\n{_describe_start(trainer)}")
     stop = StopRequest()
     stop.install()
-    progress = Progress(config.steps, trainer.step, show and not args.no_progress)
+    session.training, session.run_dir = True, run_dir
+    total = None if config.minutes else config.steps  # a time budget has no step count to show
+    progress = Progress(total, trainer.step, show and not args.no_progress)
     listeners: list[Listener] = [progress]
     board = TensorBoardLogger(run_dir, trainer) if show and config.tensorboard else None
     if board is not None:
@@ -300,12 +401,22 @@ def _train(
                 f"continue with: {_command(prog)} --resume {run_dir}"
             )
         else:
+            why = {
+                "time": f" (the {config.minutes:g}-minute budget)",
+                "early stop": f" (early stop: no new best in {config.early_stop} evaluations)",
+            }.get(done.reason, "")
             print(
-                f"finished {trainer.step} steps in {trainer.elapsed:.0f} s{best_text}; run folder: {run_dir}"
+                f"finished {trainer.step} steps in {trainer.elapsed:.0f} s{why}{best_text}; "
+                f"run folder: {run_dir}"
             )
     if done.reason == "stopped":
         return EXIT_SIGNAL.get(stop.signal, EXIT_FINISHED) if stop.signal else EXIT_FINISHED
     return EXIT_FINISHED
+
+
+def _scorer(config: TrainConfig, show: bool) -> SampleScorer | None:
+    """The sample scorer of rank 0 (it prints when it trains the judge), None where not wanted."""
+    return scorer_for(config, on_progress=lambda message: print(message, file=sys.stderr)) if show else None
 
 
 def _command(prog: str) -> str:
@@ -320,9 +431,10 @@ def _describe_start(trainer: Trainer) -> str:
     model = f"{config.model} ({parameters:,} parameters; {get_family(config.model).summary(config)})"
     data = f"{len(trainer.train_data):,} training / {len(trainer.test_data):,} test samples"
     where = f"device {trainer.device}, {processes} process{'es' * (processes > 1)}"
-    return (
-        f"{model} on {config.dataset}: {data}; {where}, global batch {config.batch_size}; "
-        f"starting at step {trainer.step} of {config.steps}"
+    return f"{model} on {config.dataset}: {data}; {where}, global batch {config.batch_size}; " + (
+        f"training for {config.minutes:g} minutes from step {trainer.step}"
+        if config.minutes
+        else f"starting at step {trainer.step} of {config.steps}"
     )
 
 

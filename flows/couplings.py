@@ -45,9 +45,9 @@ class Split(nn.Module):
             raise ValueError(f"unknown split {kind!r}; valid: {', '.join(SPLITS)}")
         self.kind, self.n, self.half = kind, n, n // 2
         if kind == "half":
-            order = torch.arange(n)
+            order = torch.arange(n, device="cpu")
         elif kind == "interleave":
-            order = torch.cat([torch.arange(0, n, 2), torch.arange(1, n, 2)])
+            order = torch.cat([torch.arange(0, n, 2, device="cpu"), torch.arange(1, n, 2, device="cpu")])
         else:
             order = torch.cat(_checkerboard_halves(shape))
         # x = input[:, order[:n/2]], y = input[:, order[n/2:]]; join applies the inverse order.
@@ -79,14 +79,14 @@ def _checkerboard_halves(shape: list[int]) -> tuple[Tensor, Tensor]:
             f"a checkerboard split needs an image-shaped prior such as Gaussian([28, 28]) or a "
             f"square n; got shape {shape}. Use split='half' or 'interleave'."
         )
-    r = torch.arange(rows).view(-1, 1)
-    c = torch.arange(cols).view(1, -1)
+    r = torch.arange(rows, device="cpu").view(-1, 1)
+    c = torch.arange(cols, device="cpu").view(1, -1)
     parity = ((r + c) % 2).flatten().repeat(math.prod(shape) // (rows * cols))
     if int((parity == 0).sum()) * 2 != parity.numel():
         raise ValueError(
             f"a checkerboard split of shape {shape} gives unequal halves; use split='half' or 'interleave'"
         )
-    index = torch.arange(parity.numel())
+    index = torch.arange(parity.numel(), device="cpu")
     return index[parity == 0], index[parity == 1]
 
 

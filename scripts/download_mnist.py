@@ -23,10 +23,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tqdm import tqdm
 
 from flows.data.download import (
+    DEADLINE_ENV,
     DEFAULT_BACKOFF,
+    DEFAULT_DEADLINE,
     DEFAULT_RETRIES,
     TIMEOUT_ENV,
     DownloadError,
+    deadline_from_env,
     download_mnist,
     timeout_from_env,
 )
@@ -100,6 +103,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help=f"seconds to connect and without data before giving up (default: ${TIMEOUT_ENV} or 30)",
     )
     parser.add_argument(
+        "--deadline",
+        type=positive_float,
+        default=None,
+        help=f"seconds one file may take in all, however slowly it arrives (default: ${DEADLINE_ENV} or "
+        f"{DEFAULT_DEADLINE:g})",
+    )
+    parser.add_argument(
         "--retries",
         type=int,
         default=DEFAULT_RETRIES,
@@ -136,6 +146,7 @@ def main(argv: list[str] | None = None) -> int:
             timeout=timeout,
             retries=args.retries,
             backoff=args.backoff,
+            deadline=args.deadline if args.deadline is not None else deadline_from_env(),
         )
     except DownloadError as error:
         bars.close()

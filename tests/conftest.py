@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
+# The sample score trains a classifier the first time (most of a minute): off for every run the tests
+# start, main.py subprocesses included; the tests of the score pass a judge of their own.
+os.environ["FLOWLAB_NO_SAMPLE_SCORE"] = "1"
 SHARED_MNIST = REPO.parent / "shared" / "data" / "mnist"
 FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 
@@ -26,6 +30,18 @@ def fashion_mnist_dir() -> Path:
     if not (FASHION_MNIST / "train-images-idx3-ubyte.gz").exists():
         pytest.skip(f"Fashion-MNIST not found at {FASHION_MNIST}; apt-get install dataset-fashion-mnist")
     return FASHION_MNIST
+
+
+@pytest.fixture(scope="session")
+def judge_cache(mnist_dir, tmp_path_factory):
+    """The MNIST sample judge, trained once per session (about 25 s) into a temporary cache folder:
+    ``(judge, cache folder, the progress messages of its training)``."""
+    from flows.evaluation import load_judge
+
+    cache = tmp_path_factory.mktemp("judge")
+    messages: list[str] = []
+    judge = load_judge("mnist", mnist_dir, cache, on_progress=messages.append)
+    return judge, cache, messages
 
 
 @pytest.fixture(autouse=True)

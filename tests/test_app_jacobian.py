@@ -124,7 +124,7 @@ def test_a_trained_run_is_listed_and_checked(empty_dirs: Path) -> None:
     assert "Run tiny-moons" in at.selectbox(key="jacobian_model").options
     at.selectbox(key="jacobian_model").set_value("Run tiny-moons").run()
     assert not at.exception
-    assert at.radio(key="jacobian_checkpoint").value == "last"
+    assert at.radio(key="jacobian_checkpoint").value == "best"  # best.pt is offered first
     table = _check_table(at)
     _assert_agreement(table)
     assert len(table) == 3  # f1, f0, whole flow of a 2D model

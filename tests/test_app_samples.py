@@ -121,3 +121,20 @@ def test_temperature_seed_and_interpolation(mnist_run) -> None:
     path = sampling.interpolate(model, x[0], x[1], points=5)
     assert path.shape == (5, 784)
     torch.testing.assert_close(path[[0, -1]], x, atol=1e-4, rtol=0)  # the ends decode to the two digits
+
+
+def test_the_judge_scores_samples_beside_real_digits(mnist_run, judge_cache, monkeypatch) -> None:
+    data_dir, runs_dir, _ = mnist_run
+    app = samples_page(data_dir, runs_dir, monkeypatch)  # no judge cached for this data folder yet
+    assert not app.exception
+    assert any(button.key == "samples_train_judge" for button in app.button)
+    assert not app.dataframe
+    _, cache, _ = judge_cache
+    monkeypatch.setenv("FLOWLAB_JUDGE_DIR", str(cache))
+    app = samples_page(data_dir, runs_dir, monkeypatch)
+    assert not app.exception
+    table = app.dataframe[0].value
+    assert list(table[""]) == ["model samples", "real held-out images"]
+    assert list(table["images"]) == [500, 500]
+    real_recognised = float(table["recognised"][1].rstrip("%"))
+    assert real_recognised >= 85 > float(table["recognised"][0].rstrip("%"))  # 20 steps do not draw digits

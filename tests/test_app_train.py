@@ -211,3 +211,38 @@ def test_a_run_training_in_a_terminal_is_shown_live_and_left_to_its_process(fold
     assert step_tile(app) == 30
     assert any("another process" in warning.value for warning in app.warning)
     assert button(app, "pause-terminal-run").disabled and button(app, "stop-terminal-run").disabled
+
+
+def test_the_run_panel_shows_the_sample_score_and_an_overfitting_warning(folders) -> None:
+    _, runs_dir = folders
+    config = TrainConfig(hidden=[16], blocks=2, steps=30, eval_every=10)
+    path = runs.create_run(runs_dir, config, name="watched")
+    score = {"count": 500, "recognised": 0.42, "class_entropy_bits": 3.1, "frechet": 55.5, "temperature": 0.7}
+    real = {"count": 500, "recognised": 0.91, "class_entropy_bits": 3.3, "frechet": 9.8}
+    lines = [
+        {"kind": "eval", "step": 10, "test_bits_per_dim": 3.0, "best": True, "sample_score": None},
+        {
+            "kind": "eval",
+            "step": 20,
+            "test_bits_per_dim": 3.2,
+            "best": False,
+            "sample_score": {**score, "real": real},
+        },
+        {
+            "kind": "overfit",
+            "step": 20,
+            "message": "overfitting: held-out 3.200 bits/dim is 0.200 above its best",
+        },
+    ]
+    (path / runs.METRICS_FILE).write_text("".join(json.dumps(line) + "\n" for line in lines))
+    app = train_page("watched")
+    assert not app.exception
+    assert any("overfitting: held-out 3.200" in warning.value for warning in app.warning)
+    table = next(frame.value for frame in app.dataframe if "recognised" in frame.value.columns)
+    assert list(table["recognised"]) == ["42%", "91%"]
+    assert list(table["Fréchet"]) == [55.5, 9.8]
+    # a new best after the warning withdraws it
+    lines.append({"kind": "eval", "step": 30, "test_bits_per_dim": 2.9, "best": True, "sample_score": None})
+    (path / runs.METRICS_FILE).write_text("".join(json.dumps(line) + "\n" for line in lines))
+    app = train_page("watched")
+    assert not any("overfitting" in warning.value for warning in app.warning)

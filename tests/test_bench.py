@@ -185,3 +185,30 @@ def test_markdown_of_a_fake_run_is_a_parsable_table(tmp_path) -> None:
     report.append_results(results, text)
     written = results.read_text()
     assert written.startswith("# Benchmark results") and written.count("## 2026-01-01") == 2
+
+
+def test_quality_bench_trains_scores_and_writes_a_grid(mnist_dir, judge_cache, tmp_path, monkeypatch) -> None:
+    from bench import quality
+
+    _, cache, _ = judge_cache
+    monkeypatch.setenv("FLOWLAB_JUDGE_DIR", str(cache))
+    results = tmp_path / "QUALITY.md"
+    argv = ["--budgets", "0.02", "--datasets", "mnist", "--families", "realnvp,normflows-glow"]
+    argv += ["--data-dir", str(mnist_dir), "--samples", "64", "--curve-points", "2", "--threads", "1"]
+    argv += ["--grids", str(tmp_path / "grids"), "--results", str(results)]
+    assert quality.main(argv) == 0
+    text = results.read_text()
+    assert text.startswith("# Sample quality at equal wall time")
+    rows = [line for line in text.splitlines() if line.startswith("| MNIST")]
+    assert [row.split(" | ")[1] for row in rows] == ["Flow Lab MLP RealNVP", "normflows Glow (hidden 64)"]
+    assert all(float(row.split(" | ")[6]) < 10.85 for row in rows)  # both learned (untrained: 10.85)
+    assert len(list((tmp_path / "grids").glob("*.png"))) == 2
+
+
+def test_quality_bench_lr_follows_the_time_budget() -> None:
+    from bench.quality import MIN_LR_FRACTION, WARMUP_STEPS, learning_rate
+
+    assert learning_rate(1.0, 0, 0.0) == 1 / WARMUP_STEPS
+    assert learning_rate(1.0, WARMUP_STEPS, 0.0) == 1.0
+    assert abs(learning_rate(1.0, 10**6, 0.5) - (1 + MIN_LR_FRACTION) / 2) < 1e-12
+    assert abs(learning_rate(1.0, 10**6, 1.0) - MIN_LR_FRACTION) < 1e-12

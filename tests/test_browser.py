@@ -100,7 +100,9 @@ def _run_header(page, run_id: str):
 
 
 def _button(page, label: str):
-    return page.get_by_role("button", name=re.compile(rf"{re.escape(label)}$"))
+    # In the page, not the header: Streamlit's header shows its own "Stop" while a script reruns.
+    main = page.get_by_test_id("stMainBlockContainer")
+    return main.get_by_role("button", name=re.compile(rf"{re.escape(label)}$"))
 
 
 def _log(what: str) -> None:

@@ -110,7 +110,7 @@ def test_second_start_queues_with_its_position_and_starts_when_the_first_ends(ma
     third = manager.start(toy_config(steps=30))
     assert manager.snapshot(second).state == "queued" and manager.snapshot(second).queue_position == 1
     assert manager.snapshot(third).queue_position == 2
-    assert runs.read_status(manager.runs_root / second)["state"] == "created"
+    assert runs.read_status(manager.runs_root / second)["state"] == "queued"  # not "created"
     manager.stop(third)  # a queued run leaves the queue
     assert state_of(manager, third) == "stopped"
     manager.stop(first)
@@ -216,7 +216,7 @@ def test_wrong_or_corrupt_checkpoints_get_clear_messages(tmp_path: Path) -> None
     state["config"]["hidden"] = [9]  # the weights no longer fit the config
     mismatched = io.BytesIO()
     torch.save(state, mismatched)
-    with pytest.raises(ValueError, match="do not fit its config"):
+    with pytest.raises(ValueError, match="does not fit its config"):
         read_checkpoint_bytes(mismatched.getvalue())
 
 

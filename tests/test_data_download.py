@@ -44,7 +44,8 @@ class MirrorServer:
 
     ``/ok/<file>`` serves the file; ``/404/``, ``/html/``, ``/truncated/``, ``/wrong/`` (valid gzip,
     one byte changed), ``/reset/`` (TCP reset mid-body), ``/stall/`` (stops sending), ``/pause/``
-    (sends half, then waits for ``release``) and ``/flaky/`` (two 503s per file, then the file)
+    (sends half, then waits for ``release``), ``/trickle/`` (a byte every 0.1 s) and ``/flaky/`` (two 503s
+    per file, then the file)
     inject faults. ``hits`` counts requests per path.
     """
 
@@ -96,6 +97,14 @@ class MirrorServer:
                 elif behaviour == "wrong":
                     self.send_file_headers(len(server.damaged[name]))
                     self.wfile.write(server.damaged[name])
+                elif behaviour == "trickle":  # one byte every 0.1 s: each read is quick, the whole is not
+                    self.send_file_headers(len(body))
+                    for byte in body[:600]:
+                        if server.release.wait(0.1):
+                            break
+                        self.wfile.write(bytes([byte]))
+                        self.wfile.flush()
+                    self.close_connection = True
                 elif behaviour in ("truncated", "reset", "stall", "pause"):
                     self.send_file_headers(len(body))
                     self.wfile.write(body[: len(body) // 2])
@@ -145,7 +154,12 @@ def cli() -> ModuleType:
 @pytest.fixture(autouse=True)
 def _no_mirror_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """The user's own settings must not leak into these tests."""
-    for name in ("FLOWLAB_MNIST_MIRROR", "FLOWLAB_DOWNLOAD_TIMEOUT", "FLOWLAB_DATA_DIR"):
+    for name in (
+        "FLOWLAB_MNIST_MIRROR",
+        "FLOWLAB_DOWNLOAD_TIMEOUT",
+        "FLOWLAB_DOWNLOAD_DEADLINE",
+        "FLOWLAB_DATA_DIR",
+    ):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -197,6 +211,7 @@ FAULTS = [
     ("wrong", "checksum mismatch", False),
     ("reset", "connection reset", True),
     ("stall", "server stalled", True),
+    ("trickle", "too slow", False),
 ]
 
 
@@ -212,6 +227,7 @@ def test_each_fault_ends_in_one_clear_line_a_nonzero_exit_and_no_partial_file(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("FLOWLAB_DOWNLOAD_TIMEOUT", "0.5")  # the stalled server is given up on quickly
+    monkeypatch.setenv("FLOWLAB_DOWNLOAD_DEADLINE", "1.5")  # and the trickling one soon after
     data_dir = tmp_path / "mnist"
     mirror = server.url(behaviour)
     argv = [

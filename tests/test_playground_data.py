@@ -109,3 +109,23 @@ def test_drawn_points_follow_the_mixture_whose_entropy_is_reported() -> None:
     assert data.knn_entropy(points) == pytest.approx(exact_like, abs=0.08)
     with pytest.raises(ValueError, match="no points drawn"):
         data.drawn_points(spots[:0], 10, 0.3, seed=0)
+
+
+@pytest.mark.parametrize("magnitude", [1e300, 1.7e308, 1e-300, 1e-310])
+def test_extreme_but_finite_values_are_rescaled_safely_keeping_the_shape(magnitude: float) -> None:
+    """1e300 used to overflow the variance (every point scaled by 0 onto the origin); 1e308 gave nan."""
+    rows = [(math.cos(i), math.sin(2 * i)) for i in range(40)]
+    text = "x,y\n" + "\n".join(f"{x * magnitude!r},{y * magnitude!r}" for x, y in rows)
+    parsed = data.parse_points_csv(text.encode())
+    assert torch.isfinite(parsed.points).all()
+    spread = float(parsed.points.double().var(0, unbiased=False).mean().sqrt())
+    assert math.isclose(spread, data.UPLOAD_STD, rel_tol=1e-3)  # not collapsed to one point
+    reference = data.parse_points_csv(("x,y\n" + "\n".join(f"{x!r},{y!r}" for x, y in rows)).encode())
+    assert torch.allclose(parsed.points, reference.points, atol=1e-3)
+    assert "nan" not in parsed.describe() and "by 0 " not in parsed.describe()
+
+
+def test_points_that_differ_only_in_their_last_digits_are_refused_with_the_cause() -> None:
+    text = "x,y\n" + "\n".join(f"{1e300 * (1 + i * 1e-15)!r},{1e300!r}" for i in range(20))
+    with pytest.raises(ValueError, match="subtract a common offset"):
+        data.parse_points_csv(text.encode())

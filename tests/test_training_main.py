@@ -85,7 +85,7 @@ def test_a_run_folder_holds_parsable_files_and_a_model_that_reproduces_its_score
     png = (finished_run / runs.SAMPLES_FILE).read_bytes()
     assert png.startswith(b"\x89PNG") and int.from_bytes(png[16:20], "big") == 8 * 30 + 2  # 8 x 8 digits
     (info,) = list_runs(finished_run.parent)
-    assert (info.state, info.step, info.checkpoints) == ("done", STEPS, ["last", "best"])
+    assert (info.state, info.step, info.checkpoints) == ("done", STEPS, ["best", "last"])
 
     held_out = load_mnist(mnist_dir, "test")[0][-1000:].reshape(1000, 784)
     pixels = dequantize(held_out, torch.Generator().manual_seed(EVAL_NOISE_SEED))

@@ -88,13 +88,14 @@ def test_create_run_writes_config_and_status_and_is_listed(tmp_path: Path) -> No
     assert all(info.steps == 7 and info.state == "created" and info.step == 0 for info in listed)
 
 
-def test_a_running_status_of_a_dead_process_reads_interrupted(tmp_path: Path) -> None:
+@pytest.mark.parametrize("state", ["running", "queued"])
+def test_a_live_status_of_a_dead_process_reads_interrupted(tmp_path: Path, state: str) -> None:
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     run = runs.create_run(tmp_path, TrainConfig(dataset="moons"))
-    runs.write_status(run, "running", step=3)
+    runs.write_status(run, state, step=3)
     status = runs.read_status(run)
-    assert runs.effective_state(status) == "running"  # this process is alive
+    assert runs.effective_state(status) == state  # this process is alive
     status["pid"] = dead.pid
     assert runs.effective_state(status) == "interrupted"
 
@@ -105,7 +106,7 @@ def test_checkpoints_load_only_plain_data(tmp_path: Path) -> None:
     loaded = runs.load_checkpoint(tmp_path / "ok.pt")
     assert loaded["step"] == 3 and torch.equal(loaded["model"]["w"], torch.ones(2))
     torch.save({"step": 1, "model": {}, "payload": Path("x")}, tmp_path / "evil.pt")  # an arbitrary object
-    with pytest.raises(ValueError, match="not a readable Flow Lab checkpoint"):
+    with pytest.raises(ValueError, match="not a readable PyTorch checkpoint: it holds Python objects"):
         runs.load_checkpoint(tmp_path / "evil.pt")
     with pytest.raises(FileNotFoundError):
         runs.load_checkpoint(tmp_path / "missing.pt")

@@ -13,7 +13,9 @@ import streamlit as st
 import torch
 from plotly.subplots import make_subplots
 
+from dashboard import access
 from dashboard.pages import DEFAULT_PAGE, PAGES
+from dashboard.text import plain
 from flows import Gaussian, RealNVP
 from flows.data import default_data_dir, make_toy
 from flows.data.download import DownloadError, download_mnist
@@ -229,17 +231,30 @@ def render_mnist_status() -> MnistStatus:
             icon=":material/info:",
         )
     else:
-        st.warning(f"MNIST is not in `{status.data_dir}` yet.", icon=":material/inbox:")
+        st.warning(
+            f"MNIST is not in `{status.data_dir}` yet.", icon=":material/inbox:"
+        )  # the server's own path
 
     left, right = st.columns([3, 2])
     choice = left.radio("What to download", list(SPLIT_CHOICES), key="home_download_split", horizontal=True)
     split = SPLIT_CHOICES[choice]
+    allowed = access.can_control()
     mirror = right.text_input(
         "Mirror (optional)",
         key="home_download_mirror",
         placeholder="empty: the official mirrors; or a URL, file:// URL or folder",
+        disabled=not allowed,
+        help=None if allowed else access.LOCKED_HELP,
     ).strip()
-    if st.button("Download MNIST", icon=":material/download:", type="primary", key="home_download"):
+    clicked = st.button(
+        "Download MNIST",
+        icon=":material/download:",
+        type="primary",
+        key="home_download",
+        disabled=not allowed,
+        help=None if allowed else access.LOCKED_HELP,
+    )
+    if clicked and allowed:  # checked again: a disabled button is no lock
         files = [f.name for f in DATASETS["mnist"].files_for(split)]
         bar = st.progress(0.0, text="Connecting...")
         events = st.empty()
@@ -265,7 +280,7 @@ def render_mnist_status() -> MnistStatus:
         except (DownloadError, OSError, ValueError) as error:
             bar.empty()
             events.empty()
-            st.error(f"Download failed: {error}", icon=":material/error:")
+            st.error(f"Download failed: {plain(error)}", icon=":material/error:")
             st.markdown(offline_instructions(status.data_dir))
             return mnist_status()
         bar.progress(1.0, text="Done: every file verified against the official checksum.")

@@ -24,6 +24,7 @@ from dashboard.jacobian.view import (
     structure_sentence,
 )
 from dashboard.services import state
+from dashboard.text import plain
 from dashboard.widgets.maths import read_doc, render_markdown_with_latex
 from flows import registry
 from flows.training import list_runs, runs
@@ -137,7 +138,7 @@ def render() -> None:
         try:
             check = cached_log_det_check(source, point)
         except (ValueError, OSError, RuntimeError, KeyError) as error:
-            st.error(f"Could not check this model: {error}")
+            st.error(f"Could not check this model: {plain(error)}")
             st.stop()
         st.session_state["jacobian_check"] = check.table
         worst = check.max_abs_error

@@ -19,6 +19,7 @@ from dashboard.model.view import (
     source_of,
 )
 from dashboard.services import state
+from dashboard.text import plain
 from flows.nn import ACTIVATIONS
 
 CUSTOM = "Custom"
@@ -81,14 +82,17 @@ def render() -> None:
     try:
         sizes = parse_layer_sizes(st.session_state["model_sizes"])
     except ValueError as error:
-        sizes_error.error(str(error), icon=":material/warning:")
+        sizes_error.error(plain(error), icon=":material/warning:")
     else:
         try:
             activations = parse_activations(st.session_state["model_activations"], len(sizes) - 1)
         except ValueError as error:
-            activations_error.error(str(error), icon=":material/warning:")
+            activations_error.error(plain(error), icon=":material/warning:")
         else:
-            mlp = build_mlp(sizes, activations)
+            try:
+                mlp = build_mlp(sizes, activations)
+            except ValueError as error:  # more weights than the memory limit allows
+                sizes_error.error(plain(error), icon=":material/warning:")
     if mlp is None:
         st.info("Fix the field marked above to build the network; the forward pass waits for a valid spec.")
     if mlp is not None:

@@ -12,7 +12,7 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from flows import MLP, AdditiveCoupling, AffineCoupling, Coupling, Dense, RealNVP
+from flows import MLP, AdditiveCoupling, AffineCoupling, Coupling, Dense, RealNVP, limits
 from flows.nn import ACTIVATIONS
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -91,7 +91,12 @@ def parse_activations(text: str, layers: int) -> list[str | None]:
 
 
 def build_mlp(sizes: list[int], activations: list[str | None], seed: int = 0) -> MLP:
-    """The seed's MLP with seeded weights (torch's global random state is left as it was)."""
+    """The seed's MLP with seeded weights (torch's global random state is left as it was).
+
+    MemoryLimitError (a ValueError) before allocating when its weights would exceed the memory limit.
+    """
+    estimate = limits.estimate_training_memory(lambda: MLP(sizes, activations), copies=1)
+    limits.check_fits(estimate, f"an MLP of sizes {', '.join(map(str, sizes))}", "use smaller layers")
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         return MLP(sizes, activations)

@@ -67,9 +67,10 @@ class ParsedPoints:
 
     def describe(self) -> str:
         """One line for the page, e.g. "2,000 points from columns x, y (centred, scaled by 0.8)"."""
+        factor = f"{self.scale:.3g}" if math.isfinite(self.scale) else "more than 1e308"
         return (
             f"{len(self.points):,} points from columns {self.columns[0]}, {self.columns[1]} "
-            f"(centred and scaled by {self.scale:.3g} to fit the canvas)"
+            f"(centred and scaled by {factor} to fit the canvas)"
         )
 
 
@@ -154,14 +155,38 @@ def parse_points_csv(data: bytes) -> ParsedPoints:
                 )
             pair.append(number)
         values.append((pair[0], pair[1]))
-    points = torch.tensor(values, dtype=torch.float64)
-    centre = points.mean(0)
-    spread = float(points.var(0, unbiased=False).mean().sqrt())
+    return _centre_and_scale(torch.tensor(values, dtype=torch.float64), names)
+
+
+#: Relative spread below which float64 cannot tell the points apart reliably (they differ in the last digits).
+MIN_RELATIVE_SPREAD = 1e-9
+
+
+def _centre_and_scale(points: Tensor, names: tuple[str, str]) -> ParsedPoints:
+    """Centres float64 points and scales them to UPLOAD_STD, safely for any finite values.
+
+    Values such as 1e300 would overflow the mean and the variance (inf, then a scale of 0 that collapses
+    every point to the origin), so the points are first divided by their largest magnitude, a power of
+    two (exact): the statistics are then computed on numbers below 2.
+    """
+    magnitude = float(points.abs().max())
+    if magnitude == 0:
+        raise ValueError("all points are (0, 0); upload points that spread out in x or y")
+    unit = 2.0 ** math.floor(math.log2(magnitude))  # 2**1023 at most: no overflow
+    normalised = points / unit  # in (-2, 2), exact
+    centre = normalised.mean(0)
+    spread = float(normalised.var(0, unbiased=False).mean().sqrt())
     if spread == 0:
         raise ValueError("all points are the same; upload points that spread out in x or y")
-    scale = UPLOAD_STD / spread
-    scaled = ((points - centre) * scale).to(torch.float32)
-    return ParsedPoints(scaled, names, scale, (float(centre[0]), float(centre[1])))
+    if spread < MIN_RELATIVE_SPREAD:
+        raise ValueError(
+            f"the points differ by less than {MIN_RELATIVE_SPREAD:g} of their size ({magnitude:.3g}), too "
+            "little to tell them apart; subtract a common offset from x and y first"
+        )
+    scaled = ((normalised - centre) * (UPLOAD_STD / spread)).to(torch.float32)
+    scale = UPLOAD_STD / spread / unit  # canvas units per data unit; may be as small as 1e-308
+    origin = centre * unit
+    return ParsedPoints(scaled, names, scale, (float(origin[0]), float(origin[1])))
 
 
 def _delimiter(first_line: str) -> str:

@@ -22,6 +22,7 @@ import torch
 from dashboard.playground import data, figures
 from dashboard.playground.export import ExportPanels, panels_png
 from dashboard.playground.run import FlowSettings, History, PlaygroundRun, Race, model_names, one_thread
+from dashboard.text import plain
 from flows import Flow, registry
 from flows import toy_views as views
 from flows.nn import ACTIVATIONS
@@ -282,9 +283,9 @@ def _upload_target() -> Target:
     content = upload.getvalue()
     points, message = _parse_upload(content)
     if points is None:
-        st.error(f"**{upload.name}**: {message}", icon=":material/error:")
+        st.error(f"**{plain(upload.name)}**: {plain(message)}", icon=":material/error:")
         return _no_points(data.UPLOAD_TARGET, "upload:bad", f"Could not read {upload.name}: {message}", True)
-    st.caption(f":material/check_circle: {upload.name}: {message}")
+    st.caption(f":material/check_circle: {plain(upload.name)}: {plain(message)}")
     all_points = torch.from_numpy(points)
     order = torch.randperm(len(all_points), generator=torch.Generator().manual_seed(0))
     held_out = len(all_points) // 5 if len(all_points) >= 50 else 0
@@ -502,9 +503,9 @@ def _status(run: PlaygroundRun, history: History, target: Target, steps_per_seco
         columns[6].metric("Steps/min", speed, help="Optimizer steps per minute of wall time.")
     problem = run.diverged or run.error
     if problem:
-        st.error(problem, icon=":material/warning:")
+        st.error(plain(problem), icon=":material/warning:")
     elif run.notice:
-        st.warning(run.notice, icon=":material/warning:")
+        st.warning(plain(run.notice), icon=":material/warning:")
 
 
 def _live_panels(run: PlaygroundRun, model: Flow, history: History, target: Target) -> None:
@@ -667,7 +668,7 @@ def _race_view(state: st.runtime.state.SessionStateProxy, run: PlaygroundRun, ta
         column.plotly_chart(figure, theme=None, key=f"pg_fig_race_{name}")
     st.plotly_chart(figures.race_figure(histories, target.entropy), theme=None, key="pg_fig_race_loss")
     if race.error:
-        st.error(race.error, icon=":material/warning:")
+        st.error(plain(race.error), icon=":material/warning:")
     if race.finished:
         nice, realnvp = race.final_nll["nice"], race.final_nll["realnvp"]
         winner = "RealNVP" if realnvp < nice else "NICE"
@@ -746,7 +747,7 @@ def _live_area(target: Target) -> None:
     state = st.session_state
     run: PlaygroundRun | None = state.pg_run
     if run is None:
-        (st.error if target.problem_is_error else st.info)(target.problem or "No points yet.")
+        (st.error if target.problem_is_error else st.info)(plain(target.problem or "No points yet."))
         return
     if state.pg_playing:
         run.touch()

@@ -13,7 +13,10 @@ import numpy as np
 import streamlit as st
 import torch
 
+from dashboard.score_view import score_table
+from dashboard.services import state
 from dashboard.services.state import run_infos, run_model, test_images, test_labels
+from dashboard.text import plain
 from dashboard.train.view import DATASET_LABELS, model_label
 from dashboard.widgets import charts, images
 from flows import sampling
@@ -26,6 +29,8 @@ from flows.training.export import CONFIG_FILE, MODEL_FILE
 
 #: Test digits encoded for the round trip.
 ROUND_TRIP_DIGITS = 256
+#: Samples scored by the judge (the real reference uses as many held-out images).
+SCORE_SAMPLES = 500
 #: Real 2D points drawn to show beside a toy model's samples.
 TOY_POINTS = 20_000
 
@@ -73,6 +78,21 @@ def _classes(model, dataset: str, rows) -> torch.Tensor | None:
     labels = test_labels(dataset)
     assert labels is not None
     return labels[rows]
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _score(run_path: str, which: str, modified: float, temperature: float, seed: int) -> dict[str, object]:
+    model, config = _model(run_path, which)
+    judge = state.judge(config.dataset)
+    assert judge is not None
+    x = sampling.sample(model, SCORE_SAMPLES, temperature, seed, grid_labels(model, SCORE_SAMPLES)).clamp(
+        0, 1
+    )
+    return {
+        "samples": judge.score(x).to_dict(),
+        "real": judge.real_score(SCORE_SAMPLES).to_dict(),
+        "accuracy": judge.accuracy,
+    }
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
@@ -240,6 +260,27 @@ def samples_section(
             st.image(_real_toy_density(config.dataset), width="stretch")
 
 
+def score_section(path: str, which: str, modified: float, config: TrainConfig, available: bool) -> None:
+    """The judge's score of samples at the temperature and seed chosen above, beside real images."""
+    if not config.is_image or not available:
+        return
+    temperature = float(st.session_state.get("samples_temperature", 1.0))
+    seed = int(st.session_state.get("samples_seed", 0))
+    st.markdown(f"**Does it look like the data?** ({SCORE_SAMPLES} samples at temperature {temperature:g})")
+    if not state.judge_ready(config.dataset) and not st.button(
+        "Train the judge (once; under a minute on 2 cores)", key="samples_train_judge"
+    ):
+        st.caption("The judge is a small classifier trained on the real images the first time it is needed.")
+        return
+    with st.spinner("Scoring samples"):
+        result = _score(path, which, modified, temperature, seed)
+    score_table(
+        result["samples"],
+        result["real"],
+        caption=f"The judge recognises {result['accuracy']:.1%} of held-out real images correctly.",
+    )
+
+
 def interpolation_section(
     path: str, which: str, modified: float, config: TrainConfig, available: bool
 ) -> None:
@@ -340,11 +381,14 @@ def samples_page() -> None:
     try:
         _model(path, which)
     except (OSError, ValueError, RuntimeError) as error:
-        st.error(f"Cannot load {Path(checkpoint).name} of {info.run_id}: {error}", icon=":material/error:")
+        st.error(
+            plain(f"Cannot load {Path(checkpoint).name} of {info.run_id}: {error}"), icon=":material/error:"
+        )
         return
     export_button(info, which)
     available = not config.is_image or test_images(config.dataset) is not None
     samples_section(path, which, modified, config, available)
+    score_section(path, which, modified, config, available)
     st.divider()
     interpolation_section(path, which, modified, config, available)
     st.divider()

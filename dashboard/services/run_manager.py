@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import io
 import math
 import os
 import re
+import shutil
 import threading
 import time
 import weakref
@@ -28,6 +28,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from flows.evaluation import scorer_for
+from flows.limits import MemoryLimitError
 from flows.training import (
     ConfigError,
     DoneEvent,
@@ -39,10 +41,11 @@ from flows.training import (
     StepEvent,
     TrainConfig,
     Trainer,
-    build_model,
     plan_data,
     runs,
 )
+from flows.training.checkpoints import check_state, read_checkpoint
+from flows.training.factory import check_memory
 from flows.training.images import sample_image
 from flows.training.tensorboard import TensorBoardLogger, tensorboard_logger
 
@@ -168,6 +171,10 @@ class RunManager:
         it cannot train.
         """
         config, plan = plan_data(replace(config, num_threads=self.threads).validate())
+        try:  # refuses, before any folder exists, a model that would exhaust the server's memory
+            check_memory(config)
+        except MemoryLimitError as error:
+            raise ConfigError("hidden", str(error)) from None
         if plan is None:
             return config, None
         if plan.problem:
@@ -207,6 +214,11 @@ class RunManager:
             self._runs[managed.run_id] = managed
             self._queue.append(managed.run_id)
             self._schedule()
+            if managed.run_id in self._queue:
+                # Waiting for a slot: status.json says so too, written under the lock, so before the
+                # thread that later trains the run writes "running".
+                step = (runs.read_status(managed.path) or {}).get("step", 0)
+                runs.write_status(managed.path, "queued", step=step, steps=managed.config.steps)
         return managed.run_id
 
     def set_max_concurrent(self, value: int) -> None:
@@ -340,9 +352,9 @@ class RunManager:
         try:
             if managed.resume:
                 overrides = {"steps": managed.config.steps, "num_threads": managed.config.num_threads}
-                trainer = Trainer.from_run(managed.path, overrides)
+                trainer = Trainer.from_run(managed.path, overrides, sample_scorer=scorer_for(managed.config))
             else:
-                trainer = Trainer(managed.config)
+                trainer = Trainer(managed.config, sample_scorer=scorer_for(managed.config))
             logger = RunLogger(managed.path, trainer)
             with managed.lock:
                 managed.step = trainer.step
@@ -400,7 +412,7 @@ class RunManager:
             elif isinstance(event, NanEvent):
                 managed.message = event.message
             elif isinstance(event, DoneEvent):
-                managed.state = "done" if event.reason == "finished" else "stopped"
+                managed.state = "stopped" if event.reason == "stopped" else "done"
         if isinstance(event, StepEvent):
             sampler.draw()
             self._maybe_pause(managed, logger)
@@ -471,36 +483,64 @@ UPLOAD_NAME_PATTERN = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 def read_checkpoint_bytes(data: bytes) -> tuple[dict[str, Any], TrainConfig]:
-    """Loads an uploaded checkpoint safely (``torch.load(weights_only=True)``) and checks it builds a model.
+    """Loads an uploaded checkpoint safely (``torch.load(weights_only=True)``) and checks all of it.
 
-    Returns the state and its TrainConfig; ValueError with a message a user can act on otherwise.
+    Its config is checked as if typed on the Train page (:func:`uploaded_config`: the server's own data
+    folder, the form's ranges, the memory limit), then every weight's name and shape against the model that
+    config builds (on the meta device), before anything is built or written. Returns the state and the
+    config; ValueError with a message a user can act on otherwise.
     """
     if not data:
         raise ValueError("the file is empty; pick a checkpoint such as runs/<run-id>/checkpoints/last.pt")
-    try:
-        state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises many types for damaged or foreign files
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ValueError(
-            "this is not a readable PyTorch checkpoint (it may be damaged, or hold pickled code, which is "
-            f"never loaded here): {first_line[:200]}"
-        ) from None
-    if not isinstance(state, dict) or "model" not in state or "config" not in state:
+    state = read_checkpoint(data, "this file")
+    if "model" not in state or "config" not in state:
         raise ValueError(
             "this file is not a Flow Lab checkpoint: it has no model weights and training config "
             "(expected the checkpoints/last.pt or best.pt of a run)"
         )
+    if not isinstance(state["config"], dict):
+        raise ValueError("the checkpoint's training config is invalid: it is not a set of named fields")
     try:
-        config = TrainConfig.from_dict(dict(state["config"])).validate()
+        config = uploaded_config(TrainConfig.from_dict(dict(state["config"])))
     except (TypeError, ValueError) as error:
         raise ValueError(f"the checkpoint's training config is invalid: {error}") from None
-    model = build_model(config)
-    try:
-        model.load_state_dict(state["model"])
-    except (RuntimeError, TypeError, AttributeError) as error:
-        first_line = str(error).strip().splitlines()[0]
-        raise ValueError(f"the checkpoint's weights do not fit its config: {first_line[:200]}") from None
+    check_state(state, config, name="the checkpoint")
     return state, config
+
+
+#: Upper bounds of the fields the Train page's form bounds (its widgets' max_value), applied to uploads;
+#: the lower bounds are TrainConfig.validate's.
+UPLOAD_MAXIMA = {
+    "blocks": 16,
+    "batch_size": 4096,
+    "steps": 1_000_000,
+    "eval_every": 100_000,
+    "warmup_steps": 100_000,
+    "seed": 2**31 - 1,
+    "lr": 1.0,
+    "eval_batch_size": 10_000,
+    "checkpoint_every": 1_000_000,
+    "log_every": 1_000_000,
+    "sample_count": 256,
+    "toy_points": 1_000_000,
+    "nan_retries": 1000,
+}
+
+
+def uploaded_config(config: TrainConfig) -> TrainConfig:
+    """An uploaded checkpoint's config, checked as if a visitor had typed it.
+
+    The server's folders are not the uploader's to choose: ``data_dir`` is reset to the default, and
+    ``num_threads`` to the server's; each field bounded on the Train page must lie in that range; the
+    model must fit the memory limit. ValueError (one line, naming the field) otherwise.
+    """
+    config = replace(config, data_dir="", num_threads=0).validate()
+    for name, highest in UPLOAD_MAXIMA.items():
+        value = getattr(config, name)
+        if value > highest:
+            raise ValueError(f"{name} must be at most {highest:,}, got {value:,}")
+    check_memory(config)
+    return config
 
 
 def import_checkpoint(runs_root: str | Path, data: bytes, file_name: str) -> str:
@@ -509,8 +549,12 @@ def import_checkpoint(runs_root: str | Path, data: bytes, file_name: str) -> str
     stem = UPLOAD_NAME_PATTERN.sub("-", Path(file_name).stem).strip("-.") or "checkpoint"
     name = f"upload-{stem[:40]}-{time.strftime('%Y%m%d-%H%M%S')}"
     path = runs.create_run(runs_root, config, name=name)
-    runs.save_checkpoint(runs.checkpoint_path(path, "last"), state)
-    runs.write_status(path, "done", step=int(state.get("step", 0)), steps=config.steps, message="uploaded")
+    try:
+        runs.save_checkpoint(runs.checkpoint_path(path, "last"), state)
+        runs.write_status(path, "done", step=state["step"], steps=config.steps, message="uploaded")
+    except BaseException:  # e.g. a full disk: leave no half-made run folder behind
+        shutil.rmtree(path, ignore_errors=True)
+        raise
     return path.name
 
 

@@ -12,7 +12,9 @@ Environment variables the dashboard reads:
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import streamlit as st
 import torch
@@ -22,6 +24,7 @@ from dashboard.services.run_manager import RunManager, default_max_concurrent, t
 from dashboard.widgets.charts import Curves, read_curves
 from flows.data import load_mnist
 from flows.data.location import image_data_dir, split_present
+from flows.evaluation import Judge, judge_cached, load_judge
 from flows.models import Flow
 from flows.training import RunInfo, TrainConfig, runs
 
@@ -73,6 +76,24 @@ def test_images(dataset: str = "mnist") -> Tensor | None:
     if not split_present(folder, dataset, "test"):
         return None
     return _test_images(str(folder), dataset)
+
+
+@st.cache_resource(show_spinner=False, max_entries=2)
+def _judge(dataset: str, folder: str) -> Judge:
+    return load_judge(dataset, folder)
+
+
+def judge(dataset: str = "mnist") -> Judge | None:
+    """The sample judge of an image dataset (trained on first use, then cached), None without its data."""
+    folder = image_data_dir(dataset)
+    if not split_present(folder, dataset, "test"):
+        return None
+    return _judge(dataset, str(folder))
+
+
+def judge_ready(dataset: str = "mnist") -> bool:
+    """True when the judge of ``dataset`` loads quickly (it is on disk or in this process)."""
+    return judge_cached(dataset, image_data_dir(dataset))
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
@@ -143,3 +164,38 @@ def _curves(path: str, signature: tuple) -> Curves | None:
 def run_curves(path: str | Path) -> Curves | None:
     """A run folder's curves from metrics.jsonl, read again only when the file changed."""
     return _curves(str(path), _run_signature(Path(path)))
+
+
+@dataclass(frozen=True)
+class RunQuality:
+    """What metrics.jsonl says about a run's quality: the last sample score, a standing overfit warning."""
+
+    score: dict[str, Any] | None  # EvalEvent.sample_score of the last evaluation that had one
+    score_step: int
+    overfit: str | None  # the last overfitting message, unless a new best came after it
+
+
+def read_quality(path: str | Path) -> RunQuality:
+    """:class:`RunQuality` of a run folder (reads its metrics.jsonl)."""
+    score, score_step, overfit, overfit_step, best_step = None, 0, None, -1, -1
+    for line in runs.read_metrics(path):
+        kind = line.get("kind")
+        if kind == "eval":
+            if line.get("sample_score"):
+                score, score_step = line["sample_score"], int(line["step"])
+            if line.get("best"):
+                best_step = int(line["step"])
+        elif kind == "overfit":
+            overfit, overfit_step = line.get("message"), int(line["step"])
+    return RunQuality(score, score_step, overfit if overfit_step > best_step else None)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _quality(path: str, signature: tuple) -> RunQuality:
+    del signature
+    return read_quality(path)
+
+
+def run_quality(path: str | Path) -> RunQuality:
+    """:func:`read_quality`, read again only when the run's files changed."""
+    return _quality(str(path), _run_signature(Path(path)))

@@ -14,8 +14,11 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
+from dashboard import access
+from dashboard.score_view import score_table
 from dashboard.services.run_manager import LIVE_STATES, RunManager, RunSnapshot, import_checkpoint
-from dashboard.services.state import run_curves, run_info, run_infos, run_manager
+from dashboard.services.state import run_curves, run_info, run_infos, run_manager, run_quality
+from dashboard.text import plain
 from dashboard.train.image_options import image_options
 from dashboard.widgets import charts, images
 from flows import registry
@@ -168,6 +171,36 @@ def settings_panel(manager: RunManager) -> Settings:
             "Seed", 0, 2**31 - 1, PRESET.seed, key="train_seed", help=TrainConfig.help("seed")
         )
         slots["seed"] = st.empty()
+        minutes = st.number_input(
+            "Time budget (minutes, 0: train for the steps above)",
+            0.0,
+            24 * 60.0,
+            0.0,
+            step=1.0,
+            key="train_minutes",
+            help=TrainConfig.help("minutes"),
+        )
+        slots["minutes"] = st.empty()
+        early_stop = st.number_input(
+            "Early stop after (tests without a new best, 0: never)",
+            0,
+            1000,
+            PRESET.early_stop,
+            key="train_early_stop",
+            help=TrainConfig.help("early_stop"),
+        )
+        slots["early_stop"] = st.empty()
+        ema_decay = st.number_input(
+            "Weight average decay (0: off)",
+            0.0,
+            0.9999,
+            PRESET.ema_decay,
+            step=0.001,
+            format="%.4f",
+            key="train_ema_decay",
+            help=TrainConfig.help("ema_decay"),
+        )
+        slots["ema_decay"] = st.empty()
         warmup = st.number_input(
             "Warmup steps",
             0,
@@ -224,6 +257,9 @@ def settings_panel(manager: RunManager) -> Settings:
             checkpoint_every=max(int(eval_every), 100),
             seed=int(seed),
             warmup_steps=min(int(warmup), int(steps)),
+            minutes=float(minutes),
+            early_stop=int(early_stop),
+            ema_decay=float(ema_decay),
             tensorboard=bool(tensorboard) and has_tensorboard,
         )
         try:
@@ -231,7 +267,7 @@ def settings_panel(manager: RunManager) -> Settings:
         except ConfigError as error:
             problems[error.field if error.field in slots else "other"] = str(error)
     for field_name, message in problems.items():
-        slots[field_name].error(message, icon=":material/error:")
+        slots[field_name].error(plain(message), icon=":material/error:")
     return Settings(config, problems, note)
 
 
@@ -240,22 +276,26 @@ def settings_column(manager: RunManager) -> None:
     st.subheader("New run")
     settings = settings_panel(manager)
     if settings.note:
-        st.info(settings.note, icon=":material/info:")
+        st.info(plain(settings.note), icon=":material/info:")
+    allowed = access.can_control()
     clicked = st.button(
         "Start training",
         icon=":material/play_arrow:",
         type="primary",
-        disabled=settings.config is None,
+        disabled=settings.config is None or not allowed,
         key="train_start",
         width="stretch",
+        help=None if allowed else access.LOCKED_HELP,
     )
-    if clicked and settings.config is not None:
+    if clicked and settings.config is not None and allowed:  # checked again: a disabled button is no lock
         name = st.session_state.get("train_name", "").strip() or None
         try:
+            access.check_queue_room(set(manager.active_ids()))
             run_id = manager.start(settings.config, name)
         except ValueError as error:
-            st.error(str(error), icon=":material/error:")
+            st.error(plain(error), icon=":material/error:")
         else:
+            access.started_runs().append(run_id)
             st.query_params["run"] = run_id
             st.rerun()
     with st.expander("Queue"):
@@ -266,8 +306,9 @@ def settings_column(manager: RunManager) -> None:
             manager.max_concurrent,
             key="train_max_concurrent",
             help="further runs wait in a queue; on a CPU machine one at a time is fastest",
+            disabled=not allowed,
         )
-        if int(value) != manager.max_concurrent:
+        if int(value) != manager.max_concurrent and allowed:
             manager.set_max_concurrent(int(value))
         st.caption(f"Training uses {manager.threads} torch thread(s); the rest of the CPU serves the pages.")
 
@@ -449,13 +490,16 @@ def _controls(manager: RunManager, view: RunView) -> None:
     """Pause, Resume, Stop for runs trained here; Continue for runs that ended."""
     run_id, state = view.run_id, view.state
     columns = st.columns(4)
+    allowed = access.can_control()
+    locked = None if allowed else access.LOCKED_HELP
     if view.managed or state in LIVE_STATES:
         columns[0].button(
             "Pause",
             icon=":material/pause:",
             key=f"pause-{run_id}",
-            disabled=not view.managed or state != "running",
-            on_click=manager.pause,
+            disabled=not view.managed or state != "running" or not allowed,
+            help=locked,
+            on_click=access.guarded(manager.pause),
             args=(run_id,),
             width="stretch",
         )
@@ -463,8 +507,9 @@ def _controls(manager: RunManager, view: RunView) -> None:
             "Resume",
             icon=":material/play_arrow:",
             key=f"resume-{run_id}",
-            disabled=not view.managed or state not in ("paused", "pausing"),
-            on_click=manager.resume,
+            disabled=not view.managed or state not in ("paused", "pausing") or not allowed,
+            help=locked,
+            on_click=access.guarded(manager.resume),
             args=(run_id,),
             width="stretch",
         )
@@ -472,20 +517,33 @@ def _controls(manager: RunManager, view: RunView) -> None:
             "Stop",
             icon=":material/stop:",
             key=f"stop-{run_id}",
-            disabled=not view.managed or state not in ("queued", "running", "paused", "pausing"),
-            on_click=manager.stop,
+            disabled=not view.managed
+            or state not in ("queued", "running", "paused", "pausing")
+            or not allowed,
+            help=locked,
+            on_click=access.guarded(manager.stop),
             args=(run_id,),
             width="stretch",
         )
     can_continue = state in ("created", "stopped", "interrupted", "failed") and view.step < view.steps
     if not can_continue or view.config is None:
         return
-    if columns[3].button("Continue", icon=":material/replay:", key=f"continue-{run_id}", width="stretch"):
+    continue_clicked = columns[3].button(
+        "Continue",
+        icon=":material/replay:",
+        key=f"continue-{run_id}",
+        width="stretch",
+        disabled=not allowed,
+        help=locked,
+    )
+    if continue_clicked and allowed:
         try:
+            access.check_queue_room(set(manager.active_ids()))
             manager.continue_run(run_id)
         except (OSError, ValueError) as error:
-            st.error(str(error), icon=":material/error:")
+            st.error(plain(error), icon=":material/error:")
         else:
+            access.started_runs().append(run_id)
             st.rerun(scope="app")
 
 
@@ -514,7 +572,7 @@ def render_run(manager: RunManager, run_id: str) -> RunView | None:
     """The panel of one run: state, controls, progress, numbers, curves, samples, checkpoints."""
     view = load_view(manager, run_id)
     if view is None:
-        st.warning(f"There is no run {run_id!r} in {manager.runs_root}.", icon=":material/error:")
+        st.warning(plain(f"There is no run {run_id!r} in {manager.runs_root}."), icon=":material/error:")
         return None
     description = ""
     if view.config is not None:
@@ -524,7 +582,7 @@ def render_run(manager: RunManager, run_id: str) -> RunView | None:
             f"{registry.get_family(config.model).summary(config)} · lr {config.lr:g} · "
             f"batch {config.batch_size}"
         )
-    st.markdown(f"#### {view.run_id} {STATE_BADGES.get(view.state, view.state)}")
+    st.markdown(f"#### {plain(view.run_id)} {STATE_BADGES.get(view.state, plain(view.state))}")
     st.caption(description)
     if view.state == "queued" and view.queue_position is not None:
         st.info(
@@ -554,8 +612,24 @@ def render_run(manager: RunManager, run_id: str) -> RunView | None:
             st.image(view.samples_image, caption=view.samples_caption, width="stretch")
         else:
             st.caption(view.samples_caption)
+        quality_section(view)
         _downloads(view)
     return view
+
+
+def quality_section(view: RunView) -> None:
+    """The judge's score of the samples at the last test, and the overfitting warning, from metrics.jsonl."""
+    quality = run_quality(view.path)
+    if quality.overfit is not None:
+        st.warning(quality.overfit, icon=":material/trending_up:")
+    if quality.score is not None:
+        score = quality.score
+        score_table(
+            score,
+            score.get("real"),
+            caption=f"{score['count']} samples at temperature {score['temperature']:g}, step "
+            f"{quality.score_step:,}.",
+        )
 
 
 @st.fragment(run_every=REFRESH_S)
@@ -650,6 +724,9 @@ def compare_chart(manager: RunManager, run_ids: list[str]) -> None:
 
 def upload_checkpoint(manager: RunManager) -> None:
     """Imports an uploaded checkpoint as a new run, loading it safely; explains a wrong file."""
+    if not access.can_control():
+        st.caption(f":material/lock: Uploading checkpoints: {access.LOCKED_HELP}")
+        return
     uploaded = st.file_uploader(
         "Upload a checkpoint (.pt from a Flow Lab run)",
         key="train_upload",
@@ -672,7 +749,7 @@ def upload_checkpoint(manager: RunManager) -> None:
             f"Imported as run {text}; open it on the Samples page or above.", icon=":material/check_circle:"
         )
     else:
-        st.error(text, icon=":material/error:")
+        st.error(plain(text), icon=":material/error:")
 
 
 def all_runs_section(manager: RunManager) -> None:
@@ -713,7 +790,7 @@ def chosen_run(manager: RunManager, run_ids: list[str]) -> str | None:
     if wanted and wanted in run_ids:
         return wanted
     if wanted:
-        st.warning(f"There is no run {wanted!r} in {manager.runs_root}; showing the runs there are.")
+        st.warning(plain(f"There is no run {wanted!r} in {manager.runs_root}; showing the runs there are."))
     active = manager.active_ids()
     if active:
         st.query_params["run"] = active[0]

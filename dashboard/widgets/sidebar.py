@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import streamlit as st
 
+from dashboard import access
 from dashboard.services.run_manager import RunManager
 from dashboard.services.state import run_manager
+from dashboard.text import plain
 
 #: Seconds between two redraws of the sidebar status while something trains.
 REFRESH_S = 2.0
@@ -19,7 +21,7 @@ def _status_lines(manager: RunManager) -> None:
     snapshots = [s for s in (manager.snapshot(run_id) for run_id in active) if s is not None]
     for snapshot in snapshots:
         if snapshot.state == "queued":
-            st.caption(f"**queued ({snapshot.queue_position})**: {snapshot.run_id}")
+            st.caption(f"**queued ({snapshot.queue_position})**: {plain(snapshot.run_id)}")
         else:
             st.caption(
                 f"**{snapshot.state}**: {snapshot.run_id} · step {snapshot.step:,} / {snapshot.steps:,}"
@@ -44,6 +46,7 @@ def training_status() -> None:
     """Runs training or queued in this dashboard, refreshed every few seconds while there are any."""
     manager = run_manager()
     with st.sidebar:
+        access.sidebar_panel()
         if manager.active_ids():
             _live_status()
         else:

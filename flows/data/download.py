@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
@@ -43,6 +44,9 @@ from .transfer import (
 
 TIMEOUT_ENV = "FLOWLAB_DOWNLOAD_TIMEOUT"
 DEFAULT_TIMEOUT = 30.0  # seconds to connect, and seconds without data before a read gives up
+DEADLINE_ENV = "FLOWLAB_DOWNLOAD_DEADLINE"
+#: Seconds one attempt at one file may take in all, however steadily bytes trickle in (9.9 MB at 11 kB/s).
+DEFAULT_DEADLINE = 900.0
 DEFAULT_RETRIES = 3
 DEFAULT_BACKOFF = 1.0  # first retry waits this long, then 2x, 4x, ...
 CHUNK_BYTES = 64 * 1024
@@ -66,18 +70,28 @@ class DownloadError(RuntimeError):
         self.mirror = mirror
 
 
-def timeout_from_env(default: float = DEFAULT_TIMEOUT) -> float:
-    """``$FLOWLAB_DOWNLOAD_TIMEOUT`` in seconds, else ``default``; ValueError unless a positive number."""
-    text = os.environ.get(TIMEOUT_ENV, "").strip()
+def _seconds_from_env(name: str, default: float) -> float:
+    """``$name`` in seconds, else ``default``; ValueError unless a positive finite number."""
+    text = os.environ.get(name, "").strip()
     if not text:
         return default
     try:
         value = float(text)
     except ValueError:
         value = -1.0
-    if not value > 0:
-        raise ValueError(f"{TIMEOUT_ENV} must be a positive number of seconds, got {text!r}")
+    if not 0 < value < float("inf"):
+        raise ValueError(f"{name} must be a positive number of seconds, got {text!r}")
     return value
+
+
+def timeout_from_env(default: float = DEFAULT_TIMEOUT) -> float:
+    """``$FLOWLAB_DOWNLOAD_TIMEOUT`` in seconds, else ``default``; ValueError unless a positive number."""
+    return _seconds_from_env(TIMEOUT_ENV, default)
+
+
+def deadline_from_env(default: float = DEFAULT_DEADLINE) -> float:
+    """``$FLOWLAB_DOWNLOAD_DEADLINE`` (seconds per file and attempt), else ``default``; ValueError if bad."""
+    return _seconds_from_env(DEADLINE_ENV, default)
 
 
 def resolve_mirrors(mirrors: Sequence[str | os.PathLike[str]] | None, dataset: str = "mnist") -> list[str]:
@@ -128,6 +142,7 @@ class _Downloader:
         timeout: float,
         retries: int,
         backoff: float,
+        deadline: float = DEFAULT_DEADLINE,
     ) -> None:
         self.info = info
         self.data_dir = data_dir
@@ -135,6 +150,7 @@ class _Downloader:
         self.progress = progress or (lambda name, done, total: None)
         self.log = log or (lambda message: None)
         self.timeout = timeout
+        self.deadline = deadline
         self.retries = retries
         self.backoff = backoff
         self._session: requests.Session | None = None
@@ -309,11 +325,21 @@ class _Downloader:
                 sink = VerifyingSink(out, file, response.headers.get("Content-Type", ""))
                 self.progress(file.name, 0, total)
                 started = True
-                for chunk in response.iter_content(CHUNK_BYTES):
+                give_up_at = time.monotonic() + self.deadline
+                # read1 returns what one read of the socket brings, so a mirror trickling a byte at a time
+                # (each read well inside the timeout) still meets the deadline check below.
+                while chunk := response.raw.read1(CHUNK_BYTES, decode_content=True):
                     sink.write(chunk)
                     done += len(chunk)
                     self.progress(file.name, done, total)
-        except requests.RequestException as error:
+                    if time.monotonic() > give_up_at:
+                        of_total = f" of {total}" if total is not None else ""
+                        raise MirrorError(
+                            f"too slow: {done}{of_total} bytes in {self.deadline:g} s, the deadline per file "
+                            f"(--deadline or {DEADLINE_ENV})",
+                            transient=False,
+                        )
+        except (requests.RequestException, urllib3.exceptions.HTTPError) as error:
             cause = describe_network_error(error, done, total, self.timeout)
             raise MirrorError(cause, transient=started) from error  # before the body: retried by urllib3
         if total is not None and done < total:
@@ -340,6 +366,7 @@ def download_mnist(
     timeout: float | None = None,
     retries: int = DEFAULT_RETRIES,
     backoff: float = DEFAULT_BACKOFF,
+    deadline: float | None = None,
 ) -> list[Path]:
     """Downloads, unzips and verifies the IDX files of ``split`` ("train", "test" or "all") into ``data_dir``.
 
@@ -347,7 +374,8 @@ def download_mnist(
     ``data/mnist``). ``mirrors`` defaults to ``$FLOWLAB_MNIST_MIRROR`` (comma-separated) or the
     built-in list. ``progress(file_name, done_bytes, total_bytes)`` is called as bytes arrive;
     ``log(message)`` receives one line per event (skip, retry, next mirror, done). ``timeout``
-    (seconds to connect and without data) defaults to ``$FLOWLAB_DOWNLOAD_TIMEOUT`` or 30.
+    (seconds to connect and without data) defaults to ``$FLOWLAB_DOWNLOAD_TIMEOUT`` or 30; ``deadline``
+    (seconds one attempt at one file may take in all) to ``$FLOWLAB_DOWNLOAD_DEADLINE`` or 900.
     Returns the paths of the verified decompressed files. Raises :class:`DownloadError` (one line
     naming file, mirror, cause and remedy) when a file cannot be obtained, leaving no partial file.
     """
@@ -361,9 +389,20 @@ def download_mnist(
     timeout = timeout_from_env() if timeout is None else timeout
     if not timeout > 0:
         raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+    deadline = deadline_from_env() if deadline is None else deadline
+    if not 0 < deadline < float("inf"):
+        raise ValueError(f"deadline must be a positive number of seconds, got {deadline!r}")
     folder = Path(data_dir).expanduser() if data_dir is not None else info.default_dir()
     downloader = _Downloader(
-        info, folder, resolve_mirrors(mirrors, dataset), progress, log, float(timeout), retries, backoff
+        info,
+        folder,
+        resolve_mirrors(mirrors, dataset),
+        progress,
+        log,
+        float(timeout),
+        retries,
+        backoff,
+        float(deadline),
     )
     files = info.files_for(split)
     try:

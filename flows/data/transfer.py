@@ -147,9 +147,7 @@ def _chain(error: BaseException) -> Iterator[BaseException]:
         stack.extend(a for a in current.args if isinstance(a, BaseException))
 
 
-def describe_network_error(
-    error: requests.RequestException, done: int, total: int | None, timeout: float
-) -> str:
+def describe_network_error(error: Exception, done: int, total: int | None, timeout: float) -> str:
     """One short phrase for a network failure, naming how far the transfer got."""
     received = f"after {done} of {total} bytes" if total is not None else f"after {done} bytes"
     names = {type(e).__name__ for e in _chain(error)}

@@ -14,7 +14,17 @@ from .config import (
     ConfigError,
     TrainConfig,
 )
-from .events import CheckpointEvent, DoneEvent, EvalEvent, Event, FailEvent, NanEvent, StartEvent, StepEvent
+from .events import (
+    CheckpointEvent,
+    DoneEvent,
+    EvalEvent,
+    Event,
+    FailEvent,
+    NanEvent,
+    OverfitEvent,
+    StartEvent,
+    StepEvent,
+)
 from .export import export_model, export_run, load_export
 from .factory import build_model, check_datasets, load_datasets, load_labels, plan_data, preset_config
 from .runs import RunInfo, RunLogger, list_runs, load_run_model
@@ -34,6 +44,7 @@ __all__ = [
     "FailEvent",
     "NanEvent",
     "NonFiniteLossError",
+    "OverfitEvent",
     "RunInfo",
     "RunLogger",
     "StartEvent",

@@ -133,6 +133,19 @@ class TrainConfig:
     )
     grad_clip: float = option(1000.0, "clip the global gradient norm to this value (0: no clipping)")
     seed: int = option(0, "seeds the initial weights, the batch order and the dequantization noise")
+    minutes: float = option(
+        0.0,
+        "train for this many minutes of wall time, the learning-rate schedule laid over the elapsed time "
+        "(0: train for --steps, which a budget replaces)",
+    )
+    ema_decay: float = option(
+        0.0,
+        "evaluate, sample and keep in checkpoints an exponential moving average of the weights with this "
+        "decay (0: off; 0.999 averages about the last 1,000 steps)",
+    )
+    early_stop: int = option(
+        0, "stop after this many evaluations without a new best test loss (0: never)", resumable=True
+    )
     # --- hardware ---
     device: str = option("auto", "auto (cuda when available), cpu, cuda or cuda:N", resumable=True)
     amp: bool = option(False, "bfloat16 autocast for training, CUDA and CPU (log-dets and loss stay float32)")
@@ -151,6 +164,12 @@ class TrainConfig:
         False,
         "also write TensorBoard events (loss, bits/dim, lr, images/s, sample grids) into the run folder: "
         "tensorboard --logdir runs",
+        resumable=True,
+    )
+    score_samples: int = option(
+        500,
+        "images: samples (temperature 0.7) scored by the judge of flows.evaluation at each evaluation, "
+        "written to metrics.jsonl (0: off; the judge trains once, under a minute, then is cached)",
         resumable=True,
     )
     # --- non-finite loss guard ---
@@ -229,6 +248,8 @@ class TrainConfig:
             "eval_every",
             "checkpoint_every",
             "nan_retries",
+            "early_stop",
+            "score_samples",
         )
         for name in positive_ints + non_negative_ints:
             value = getattr(self, name)
@@ -244,7 +265,13 @@ class TrainConfig:
             value = getattr(self, name)
             if not _is_number(value) or value < 0:
                 return name, f"{name} must be a non-negative number, got {value!r}"
+        if not _is_number(self.minutes) or self.minutes < 0:
+            return (
+                "minutes",
+                f"minutes must be a non-negative number (0: train for --steps), got {self.minutes!r}",
+            )
         ranges = {  # name: (low, high, low included, high included)
+            "ema_decay": (0, 1, True, False),
             "adam_beta2": (0, 1, False, False),
             "min_lr_fraction": (0, 1, True, True),
             "nan_lr_factor": (0, 1, False, True),

@@ -72,6 +72,21 @@ class EvalEvent(Event):
     test_loss: float
     test_bits_per_dim: float | None
     best: bool = False
+    train_bits_per_dim: float | None = None  # mean training bits/dim of the steps since the last evaluation
+    sample_score: dict[str, Any] | None = None  # flows.evaluation.SampleScore.to_dict() of fresh samples
+
+
+@dataclass(frozen=True)
+class OverfitEvent(Event):
+    """Held-out bits/dim rose above its best while training bits/dim kept falling: the model overfits."""
+
+    kind: ClassVar[str] = "overfit"
+    test_bits_per_dim: float
+    best_test_bits_per_dim: float
+    best_step: int
+    train_bits_per_dim: float
+    best_train_bits_per_dim: float  # training bits/dim at the best evaluation
+    message: str
 
 
 @dataclass(frozen=True)
@@ -84,7 +99,8 @@ class CheckpointEvent(Event):
 
 @dataclass(frozen=True)
 class DoneEvent(Event):
-    """The run ended: ``reason`` is "finished" or "stopped" (a stop request)."""
+    """The run ended: ``reason`` is "finished", "stopped" (a stop request), "time" (the --minutes budget
+    ran out) or "early stop" (no new best test loss for ``early_stop`` evaluations)."""
 
     kind: ClassVar[str] = "done"
     reason: str

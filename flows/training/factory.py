@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from .. import limits
 from ..bijection import Logit
 from ..data import load_mnist, make_toy
 from ..data.location import DataPlan, plan_image_data
@@ -28,11 +29,44 @@ from .config import IMAGE_DIMS, IMAGE_SIZE, TOY_DIMS, TOY_TEST_POINTS, TrainConf
 def build_model(config: TrainConfig) -> Flow:
     """The flow a config describes: its registered family with :class:`Logit` last for images (so
     densities are over pixel space), on ``[784]`` (``[1, 28, 28]`` for the image-shaped families such
-    as Glow), or on ``[2]`` without it for the 2D toys."""
+    as Glow), or on ``[2]`` without it for the 2D toys.
+
+    Raises :class:`flows.limits.MemoryLimitError` (a ValueError) before allocating anything when training
+    it would need more memory than :func:`flows.limits.memory_limit_bytes`.
+    """
     config.validate()
+    check_memory(config)
+    return _construct_model(config)
+
+
+def estimate_memory(config: TrainConfig) -> limits.MemoryEstimate:
+    """Memory of training ``config``'s model with its batch size, measured on the meta device."""
+    config.validate()
+
+    def loss(model: nn.Module) -> Tensor:  # one batch in [0, 1): pixels, or points (any values do)
+        return -model.logProbability(torch.rand(config.batch_size, *_sample_shape(config))).mean()
+
+    return limits.estimate_training_memory(lambda: _construct_model(config), loss)
+
+
+def check_memory(config: TrainConfig) -> limits.MemoryEstimate:
+    """The estimate of :func:`estimate_memory`; MemoryLimitError (one line) when it exceeds the limit."""
+    estimate = estimate_memory(config)
+    what = (
+        f"{config.model} with hidden {list(config.hidden)}, {config.blocks} blocks, batch {config.batch_size}"
+    )
+    limits.check_fits(estimate, what, "lower hidden sizes, blocks or batch size")
+    return estimate
+
+
+def _sample_shape(config: TrainConfig) -> list[int]:
     family = get_family(config.model)
-    shape = [1, IMAGE_SIZE, IMAGE_SIZE] if family.image_shaped and config.is_image else [config.dims]
-    prior = PRIORS[config.prior](shape)
+    return [1, IMAGE_SIZE, IMAGE_SIZE] if family.image_shaped and config.is_image else [config.dims]
+
+
+def _construct_model(config: TrainConfig) -> Flow:
+    family = get_family(config.model)
+    prior = PRIORS[config.prior](_sample_shape(config))
     options = {name: getattr(config, name) for name in family.options}
     if "split" in options:
         options["split"] = config.resolved_split()

@@ -4,9 +4,10 @@ Layout of ``<root>/<run-id>/``::
 
     config.json          TrainConfig.to_dict()
     metrics.jsonl        one JSON object per line, flushed at once (see METRIC_KEYS)
-    status.json          {"state": "running" | "paused" | "stopped" | "done" | "failed", "pid", ...}
+    status.json          {"state": one of RUN_STATES, "pid", "host", "updated", "step", ...}
     samples.png          a grid of samples (images) or a 2D histogram of samples (toys), per evaluation
-    checkpoints/last.pt  the latest state; best.pt the state with the lowest test loss
+    checkpoints/last.pt  the latest state; best.pt the state with the lowest test loss (with "ema", the
+                         moving average of the weights, when the run keeps one)
 
 Checkpoints hold only tensors, numbers, strings, lists, tuples and dicts, so they load with
 ``torch.load(weights_only=True)``; nothing is ever unpickled.
@@ -14,11 +15,13 @@ Checkpoints hold only tensors, numbers, strings, lists, tuples and dicts, so the
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import re
 import socket
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,8 +33,19 @@ from .. import infra
 from ..infra import atomic_file, atomic_write_bytes
 from ..models import Flow
 from ..paths import work_root
+from .checkpoints import check_state, read_checkpoint_file
 from .config import TrainConfig
-from .events import CheckpointEvent, DoneEvent, EvalEvent, Event, FailEvent, NanEvent, StartEvent, StepEvent
+from .events import (
+    CheckpointEvent,
+    DoneEvent,
+    EvalEvent,
+    Event,
+    FailEvent,
+    NanEvent,
+    OverfitEvent,
+    StartEvent,
+    StepEvent,
+)
 from .factory import build_model
 from .images import TOY_SAMPLE_POINTS, sample_image, write_png
 
@@ -40,8 +54,8 @@ METRICS_FILE = "metrics.jsonl"
 STATUS_FILE = "status.json"
 SAMPLES_FILE = "samples.png"
 CHECKPOINT_DIR = "checkpoints"
-CHECKPOINTS = ("last", "best")
-RUN_STATES = ("created", "running", "paused", "stopped", "done", "failed")
+CHECKPOINTS = ("best", "last")  # in the order pages offer them: best first, the default choice
+RUN_STATES = ("created", "queued", "running", "paused", "stopped", "done", "failed")
 RUNS_DIR_ENV = "FLOWLAB_RUNS_DIR"
 #: Keys present in every metrics line; a value is null where it does not apply to that line's kind.
 #: Seconds between two status.json updates while training.
@@ -121,6 +135,16 @@ def create_run(root: str | Path, config: TrainConfig, name: str | None = None) -
     raise RuntimeError(f"could not create a new run folder in {root}")
 
 
+def check_writable(run_path: str | Path) -> None:
+    """Raises the OSError of writing into the run folder or its checkpoints/ (e.g. read-only), if any."""
+    run_path = Path(run_path)
+    for folder in (run_path, run_path / CHECKPOINT_DIR):
+        folder.mkdir(exist_ok=True)
+        descriptor, name = tempfile.mkstemp(dir=folder, prefix=".write-test.", suffix=".tmp")
+        os.close(descriptor)
+        os.unlink(name)
+
+
 def remove_stale_temp_files(run_path: str | Path) -> list[Path]:
     """Deletes the temp files a killed writer left in the run folder; returns their paths."""
     run_path = Path(run_path)
@@ -131,7 +155,11 @@ def remove_stale_temp_files(run_path: str | Path) -> list[Path]:
 def read_config(run_path: str | Path) -> TrainConfig:
     """The validated TrainConfig saved in ``run_path/config.json``."""
     path = Path(run_path) / CONFIG_FILE
-    if not path.is_file():
+    try:
+        found = path.is_file()
+    except OSError:  # e.g. a name longer than the file system allows
+        found = False
+    if not found:
         raise FileNotFoundError(f"{path} not found; is {run_path} a run folder (runs/<run-id>)?")
     try:
         return TrainConfig.from_dict(read_json(path)).validate()
@@ -158,12 +186,12 @@ def read_status(run_path: str | Path) -> dict[str, Any] | None:
 
 
 def effective_state(status: dict[str, Any] | None) -> str:
-    """The status's state, but "running"/"paused" of a process gone from this host reads "interrupted"."""
+    """The status's state, but a live state of a process gone from this host reads "interrupted"."""
     if not status:
         return "unknown"
     state = str(status.get("state", "unknown"))
     pid, host = status.get("pid"), status.get("host")
-    live_states = ("running", "paused")
+    live_states = ("queued", "running", "paused")
     if (
         state in live_states
         and host == socket.gethostname()
@@ -240,26 +268,36 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Loads a checkpoint with ``weights_only=True`` (tensors and plain containers only)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} not found")
-    try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as error:  # torch raises several types for a damaged or foreign file
-        raise ValueError(f"{path} is not a readable Flow Lab checkpoint ({error})") from error
-    if not isinstance(state, dict) or "model" not in state or "step" not in state:
-        raise ValueError(f"{path} is not a Flow Lab checkpoint (no model state and step)")
+    state = read_checkpoint_file(path)  # one line in our words for an empty, foreign or damaged file
+    if "model" not in state or "step" not in state:
+        raise ValueError(f"checkpoint {path} is not a Flow Lab checkpoint (no model state and step)")
+    if map_location != "cpu":
+        state = _to_device(state, torch.device(map_location))
     return state
+
+
+def _to_device(value: Any, device: torch.device) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.to(device)
+    if isinstance(value, dict):
+        return {key: _to_device(item, device) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_to_device(item, device) for item in value)
+    return value
 
 
 def load_run_model(
     run_path: str | Path, which: str = "last", map_location: str | torch.device = "cpu"
 ) -> tuple[Flow, TrainConfig]:
-    """The trained model of a run (in eval mode) and its config."""
+    """The trained model of a run (in eval mode) and its config: the moving average of its weights
+    where the run kept one (``ema_decay``), as its evaluations and samples used."""
     config = read_config(run_path)
-    state = load_checkpoint(checkpoint_path(run_path, which), map_location)
+    path = checkpoint_path(run_path, which)
+    state = load_checkpoint(path)
+    check_state(state, config, name=f"checkpoint {path}")
     model = build_model(config)
-    model.load_state_dict(state["model"])
+    ema = state.get("ema")
+    model.load_state_dict(ema["average"] if isinstance(ema, dict) and "average" in ema else state["model"])
     return model.to(map_location).eval(), config
 
 
@@ -376,19 +414,24 @@ class RunLogger:
                 self._write(line)
             if time.monotonic() - self._status_time > STATUS_INTERVAL_S:
                 self.set_status("running")
-        elif isinstance(event, (NanEvent, EvalEvent)):
+        elif isinstance(event, (NanEvent, EvalEvent, OverfitEvent)):
             self._write(event.record())
             if isinstance(event, EvalEvent):
-                picture = sample_image(self.trainer.model, config.is_image, self._sample_count())
+                with self._evaluation_weights() as model:
+                    picture = sample_image(model, config.is_image, self._sample_count())
                 write_png(self.run_dir / SAMPLES_FILE, picture)
         elif isinstance(event, CheckpointEvent):
             save_checkpoint(checkpoint_path(self.run_dir, event.which), self.trainer.state_dict())
         elif isinstance(event, DoneEvent):
             self._close()
-            self.set_status("done" if event.reason == "finished" else "stopped")
+            self.set_status("stopped" if event.reason == "stopped" else "done", reason=event.reason)
         elif isinstance(event, FailEvent):
             self._close()
             self.set_status(event.state, message=event.message)
+
+    def _evaluation_weights(self) -> contextlib.AbstractContextManager[torch.nn.Module]:
+        weights = getattr(self.trainer, "evaluation_weights", None)  # the averaged weights, if any
+        return weights() if weights is not None else contextlib.nullcontext(self.trainer.model)
 
     def _sample_count(self) -> int:
         return self.trainer.config.sample_count if self.trainer.config.is_image else TOY_SAMPLE_POINTS

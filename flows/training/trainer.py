@@ -31,10 +31,13 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
 from ..data import bits_per_dim, dequantize, random_batch
+from ..models import Flow
 from ..speed import bf16_status
 from . import runs
+from .checkpoints import check_state
 from .config import IMAGE_DIMS, TrainConfig
 from .distributed import all_reduce_mean, all_reduce_sum, any_process, current_context, resolve_device
+from .ema import WeightAverage
 from .events import (
     CheckpointEvent,
     DoneEvent,
@@ -43,6 +46,7 @@ from .events import (
     FailEvent,
     Listener,
     NanEvent,
+    OverfitEvent,
     StartEvent,
     StepEvent,
 )
@@ -57,6 +61,10 @@ from .factory import (
 
 #: Seed of the dequantization noise used by every evaluation, so test numbers compare across evaluations.
 EVAL_NOISE_SEED = 1234
+#: Held-out bits/dim this far above the best, with training bits/dim below their value then, is overfitting.
+OVERFIT_MARGIN_BITS = 0.05
+#: DoneEvent reasons of a run that ended as planned (a full "last" checkpoint and evaluation follow).
+PLANNED_ENDS = ("finished", "time", "early stop")
 
 
 class NonFiniteLossError(RuntimeError):
@@ -70,6 +78,16 @@ class Trainer:
         config: the hyperparameters (validated here).
         train_data, test_data: override the dataset: uint8 ``[N, 28, 28]`` images, or float ``[N, 2]``
             points for the 2D toys.
+
+    ``sample_scorer(model) -> dict`` (e.g. :class:`flows.evaluation.SampleScorer`), when given, scores
+    fresh samples at each evaluation into ``EvalEvent.sample_score``.
+
+    Generalisation is watched: with ``config.ema_decay`` the evaluations, samples and checkpoints'
+    ``"ema"`` use an exponential moving average of the weights (:mod:`flows.training.ema`); an
+    :class:`OverfitEvent` says when held-out bits/dim rose OVERFIT_MARGIN_BITS above their best while
+    training bits/dim fell below their value at that best; ``config.early_stop`` ends a run after that
+    many evaluations without a new best. ``config.minutes`` ends it after that much training time, the
+    learning-rate schedule following the elapsed fraction of the budget.
 
     Attributes: ``model`` (the Flow), ``optimizer``, ``step`` (optimizer steps done), ``batch_hook``
     (None, or ``hook(step, batch) -> batch`` applied to each training batch, e.g. to inject a fault),
@@ -92,8 +110,10 @@ class Trainer:
         test_data: Tensor | None = None,
         train_labels: Tensor | None = None,
         test_labels: Tensor | None = None,
+        sample_scorer: Callable[[Flow], dict[str, Any]] | None = None,
     ) -> None:
         self.config = config.validate()
+        self.sample_scorer = sample_scorer
         self.context = current_context()
         self.device = resolve_device(config.device, self.context.local_rank)
         if config.num_threads:
@@ -120,11 +140,16 @@ class Trainer:
             device_ids = [self.device.index] if self.device.type == "cuda" else None
             self._loss_module = DistributedDataParallel(self._loss_module, device_ids=device_ids)
         self.optimizer = make_optimizer(self.model, config)
+        self.ema = WeightAverage(self.model, config.ema_decay) if config.ema_decay else None
         self.data_generator = torch.Generator().manual_seed(config.seed)
         self.step = 0
         self.lr_scale = 1.0  # lowered by nan_lr_factor after each non-finite loss
         self.nan_count = 0
         self.best_test_loss: float | None = None
+        self.best_step = 0  # step of the best evaluation
+        self.best_train_bits: float | None = None  # training bits/dim at the best evaluation
+        self.evals_since_best = 0
+        self._train_loss_sum, self._train_loss_count = 0.0, 0  # steps since the last evaluation
         self.batch_hook: Callable[[int, Tensor], Tensor] | None = None
         self.batch_labels: Tensor | None = None  # the labels of the last next_batch (conditional runs)
         self._elapsed_before = 0.0  # seconds trained in earlier sessions of this run
@@ -143,6 +168,7 @@ class Trainer:
         test_data: Tensor | None = None,
         train_labels: Tensor | None = None,
         test_labels: Tensor | None = None,
+        sample_scorer: Callable[[Flow], dict[str, Any]] | None = None,
     ) -> Trainer:
         """Resumes a run from its config.json and checkpoints/last.pt (from step 0 if it has none yet).
 
@@ -153,10 +179,12 @@ class Trainer:
         config = runs.read_config(run_dir)
         if overrides:
             config = config.resumed(overrides)
-        trainer = cls(config, train_data, test_data, train_labels, test_labels)
+        trainer = cls(config, train_data, test_data, train_labels, test_labels, sample_scorer)
         last = runs.checkpoint_path(run_dir, "last")
         if last.is_file():
-            trainer.load_state_dict(runs.load_checkpoint(last))
+            state = runs.load_checkpoint(last)
+            check_state(state, config, resume=True, name=f"checkpoint {last}")  # nothing half-loads
+            trainer.load_state_dict(state)
         return trainer
 
     # --- state ----------------------------------------------------------------------------------------
@@ -185,8 +213,12 @@ class Trainer:
             "lr_scale": self.lr_scale,
             "nan_count": self.nan_count,
             "best_test_loss": self.best_test_loss,
+            "best_step": self.best_step,
+            "best_train_bits": self.best_train_bits,
+            "evals_since_best": self.evals_since_best,
             "elapsed": self.elapsed,
             "config": self.config.to_dict(),
+            **({"ema": self.ema.state_dict()} if self.ema is not None else {}),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -203,6 +235,11 @@ class Trainer:
         self.lr_scale = float(state["lr_scale"])
         self.nan_count = int(state["nan_count"])
         self.best_test_loss = state["best_test_loss"]
+        self.best_step = int(state.get("best_step", 0))
+        self.best_train_bits = state.get("best_train_bits")
+        self.evals_since_best = int(state.get("evals_since_best", 0))
+        if self.ema is not None and "ema" in state:
+            self.ema.load_state_dict(state["ema"])
         self._elapsed_before = float(state["elapsed"])
         self._clock_start = None
         self._last_eval_step = None
@@ -230,7 +267,10 @@ class Trainer:
         elif config.schedule == "constant":
             factor = 1.0
         else:
-            progress = min(1.0, (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps))
+            if config.minutes:  # by the elapsed share of the time budget
+                progress = min(1.0, self.elapsed / (60 * config.minutes))
+            else:
+                progress = min(1.0, (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps))
             floor = config.min_lr_fraction
             if config.schedule == "cosine":
                 factor = floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
@@ -310,7 +350,11 @@ class Trainer:
         if not (math.isfinite(loss_value) and math.isfinite(grad_norm)):
             return self._reject_step(loss_value, grad_norm)
         self.optimizer.step()
+        if self.ema is not None:
+            self.ema.update(self.model)
         self.step += 1
+        self._train_loss_sum += loss_value
+        self._train_loss_count += 1
         if self.step % self.snapshot_every == 0:
             self._snapshot = self._take_snapshot()
         seconds = time.perf_counter() - started
@@ -367,6 +411,17 @@ class Trainer:
 
     # --- evaluation ----------------------------------------------------------------------------------
 
+    def evaluation_weights(self) -> contextlib.AbstractContextManager[Flow]:
+        """A block in which ``self.model`` holds the weights to evaluate and sample: the moving average
+        with ``config.ema_decay``, else the trained weights themselves."""
+        if self.ema is None:
+            return contextlib.nullcontext(self.model)
+        return self.ema.applied(self.model)
+
+    def time_is_up(self) -> bool:
+        """True when ``config.minutes`` is set and that much training time has passed."""
+        return bool(self.config.minutes) and self.elapsed >= 60 * self.config.minutes
+
     @torch.no_grad()
     def evaluate(self) -> EvalEvent:
         """Test loss (nats) and bits/dim over the whole test split, in float32 batches, without gradients.
@@ -378,18 +433,19 @@ class Trainer:
         generator = torch.Generator().manual_seed(EVAL_NOISE_SEED)
         total = torch.zeros((), dtype=torch.float64, device=self.device)
         count = torch.zeros((), dtype=torch.float64, device=self.device)
-        for index, start in enumerate(range(0, len(self.test_data), config.eval_batch_size)):
-            rows = self.test_data[start : start + config.eval_batch_size]
-            x = dequantize(rows, generator) if config.is_image else rows  # noise drawn by every process
-            if index % context.world_size != context.rank:
-                continue
-            if self.test_labels is None:
-                log_prob = self.model.logProbability(self._to_model(x))
-            else:  # log p(x | its class)
-                labels = self.test_labels[start : start + config.eval_batch_size].to(self.device)
-                log_prob = self.model.logProbability(self._to_model(x), labels)
-            total += log_prob.double().sum()
-            count += len(x)
+        with self.evaluation_weights() as model:
+            for index, start in enumerate(range(0, len(self.test_data), config.eval_batch_size)):
+                rows = self.test_data[start : start + config.eval_batch_size]
+                x = dequantize(rows, generator) if config.is_image else rows  # noise drawn by every process
+                if index % context.world_size != context.rank:
+                    continue
+                if self.test_labels is None:
+                    log_prob = model.logProbability(self._to_model(x))
+                else:  # log p(x | its class)
+                    labels = self.test_labels[start : start + config.eval_batch_size].to(self.device)
+                    log_prob = model.logProbability(self._to_model(x), labels)
+                total += log_prob.double().sum()
+                count += len(x)
         test_loss = -float(all_reduce_sum(total) / all_reduce_sum(count))
         return EvalEvent(
             step=self.step,
@@ -401,24 +457,66 @@ class Trainer:
     # --- the loop ------------------------------------------------------------------------------------
 
     def _evaluate(self, emit: Listener) -> None:
-        """Evaluates, marks a new best test loss, and asks for a "best" checkpoint after one."""
+        """Evaluates (and scores samples), marks a new best test loss, asks for a "best" checkpoint
+        after one, and says when the model overfits."""
         record = self.evaluate()
         self._last_eval_step = self.step
+        train_bits = None
+        if self._train_loss_count:
+            train_bits = self._bits_per_dim(self._train_loss_sum / self._train_loss_count)
+        self._train_loss_sum, self._train_loss_count = 0.0, 0
+        score = None
+        if self.sample_scorer is not None and self.config.is_image and self.context.is_main:
+            with self.evaluation_weights() as model:
+                score = self.sample_scorer(model)
         improved = math.isfinite(record.test_loss) and (
             self.best_test_loss is None or record.test_loss < self.best_test_loss
         )
+        best_bits = None if self.best_test_loss is None else self._bits_per_dim(self.best_test_loss)
         if improved:
-            self.best_test_loss = record.test_loss
-        emit(replace(record, best=improved))
+            self.best_test_loss, self.best_step, self.best_train_bits = (
+                record.test_loss,
+                self.step,
+                train_bits,
+            )
+            self.evals_since_best = 0
+        else:
+            self.evals_since_best += 1
+        emit(replace(record, best=improved, train_bits_per_dim=train_bits, sample_score=score))
         if improved:
             emit(CheckpointEvent(step=self.step, elapsed=self.elapsed, which="best"))
+        test_bits = record.test_bits_per_dim
+        if (
+            not improved
+            and None not in (test_bits, best_bits, train_bits, self.best_train_bits)
+            and test_bits > best_bits + OVERFIT_MARGIN_BITS
+            and train_bits < self.best_train_bits
+        ):
+            emit(
+                OverfitEvent(
+                    step=self.step,
+                    elapsed=self.elapsed,
+                    test_bits_per_dim=test_bits,
+                    best_test_bits_per_dim=best_bits,
+                    best_step=self.best_step,
+                    train_bits_per_dim=train_bits,
+                    best_train_bits_per_dim=self.best_train_bits,
+                    message=(
+                        f"overfitting: held-out {test_bits:.3f} bits/dim is {test_bits - best_bits:.3f} "
+                        f"above its best ({best_bits:.3f} at step {self.best_step}) while training fell "
+                        f"{self.best_train_bits - train_bits:.3f} to {train_bits:.3f}; checkpoints/best.pt "
+                        "keeps the best model"
+                    ),
+                )
+            )
 
     def run(
         self,
         on_event: Listener | Sequence[Listener] | None = None,
         should_stop: Callable[[], bool] | None = None,
     ) -> list[Event]:
-        """Trains until ``config.steps``; returns every event, in order.
+        """Trains until ``config.steps`` (or the ``config.minutes`` budget, or an early stop); returns
+        every event, in order.
 
         ``on_event`` (one listener or several, called in order) gets each event in this thread: a
         :class:`StartEvent`, then :class:`StepEvent`, :class:`NanEvent`, :class:`EvalEvent`,
@@ -440,7 +538,7 @@ class Trainer:
         reason = "finished"
         try:
             emit(StartEvent(step=self.step, elapsed=self.elapsed, steps=config.steps))
-            while self.step < config.steps:
+            while config.minutes or self.step < config.steps:  # a time budget replaces the step count
                 record = self.train_step()
                 emit(record)
                 if isinstance(record, NanEvent):
@@ -453,12 +551,17 @@ class Trainer:
                 else:
                     if config.eval_every and self.step % config.eval_every == 0:
                         self._evaluate(emit)
+                        if config.early_stop and self.evals_since_best >= config.early_stop:
+                            reason = "early stop"
                     if config.checkpoint_every and self.step % config.checkpoint_every == 0:
                         emit(CheckpointEvent(step=self.step, elapsed=self.elapsed, which="last"))
                 if any_process(should_stop() if should_stop is not None else False, self.device):
                     reason = "stopped"
+                if reason == "finished" and any_process(self.time_is_up(), self.device):
+                    reason = "time"
+                if reason != "finished":
                     break
-            if reason == "finished" and self._last_eval_step != self.step:
+            if reason in PLANNED_ENDS and self._last_eval_step != self.step:
                 self._evaluate(emit)
             emit(CheckpointEvent(step=self.step, elapsed=self.elapsed, which="last"))
         except BaseException as error:
