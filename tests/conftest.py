@@ -56,3 +56,12 @@ def train_in_folder(config, run_dir: Path) -> list:
 
     trainer = Trainer(config)
     return trainer.run(on_event=RunLogger(run_dir, trainer))
+
+
+@pytest.fixture
+def one_thread() -> None:
+    """One intra-op thread: on a shared, oversubscribed CPU two threads can run ten times slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

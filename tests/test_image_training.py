@@ -18,12 +18,8 @@ SMALL_IMAGE = {"levels": 2, "steps_per_level": 2, "hidden_channels": 16, "residu
 
 
 @pytest.fixture(autouse=True)
-def _one_thread() -> None:
-    """One intra-op thread: on a shared, oversubscribed CPU two threads can run ten times slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def _one_thread(one_thread: None) -> None:
+    """Every test here runs on one intra-op thread (conftest.one_thread)."""
 
 
 @pytest.fixture(scope="module")

@@ -18,11 +18,8 @@ TINY = {"hidden": [32], "blocks": 2, "batch_size": 32, "warmup_steps": 5}
 
 
 @pytest.fixture(autouse=True)
-def _one_thread() -> None:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def _one_thread(one_thread: None) -> None:
+    """Every test here runs on one intra-op thread (conftest.one_thread)."""
 
 
 @pytest.fixture(scope="module")

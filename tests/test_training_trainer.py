@@ -16,12 +16,8 @@ TINY = {"hidden": [64], "blocks": 2, "eval_every": 0}
 
 
 @pytest.fixture(autouse=True)
-def _one_thread() -> None:
-    """One intra-op thread: on a shared, oversubscribed CPU two threads can run ten times slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def _one_thread(one_thread: None) -> None:
+    """Every test here runs on one intra-op thread (conftest.one_thread)."""
 
 
 def _held_out_split(mnist_dir: Path) -> tuple[torch.Tensor, torch.Tensor]:

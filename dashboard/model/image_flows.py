@@ -8,7 +8,7 @@ import math
 import pandas as pd
 import streamlit as st
 
-from dashboard.model.view import source_of
+from dashboard.widgets.source import source_tabs
 from flows import registry
 from flows.image import ActNorm, ChannelCoupling, CheckerboardCoupling, FactorOut, InvertibleConv1x1, Squeeze
 from flows.image.models import count_parameters
@@ -84,8 +84,4 @@ def image_flow_section() -> None:
             "then factors out half of its channels: their density is a Gaussian given the kept half, and "
             "the kept half goes on to the next, coarser scale. The latent z has the digit's shape 1×28×28."
         )
-    for tab, obj in zip(st.tabs(list(IMAGE_SOURCES)), IMAGE_SOURCES.values(), strict=True):
-        with tab:
-            source = source_of(obj)
-            st.caption(f"`{source.path}`, from line {source.first_line}")
-            st.code(source.code, language="python", line_numbers=True)
+    source_tabs(IMAGE_SOURCES)

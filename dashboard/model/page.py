@@ -16,10 +16,10 @@ from dashboard.model.view import (
     parse_activations,
     parse_layer_sizes,
     pixels,
-    source_of,
 )
 from dashboard.services import state
 from dashboard.text import plain
+from dashboard.widgets.source import source_tabs
 from flows.nn import ACTIVATIONS
 
 CUSTOM = "Custom"
@@ -150,10 +150,6 @@ def render() -> None:
         "`AdditiveCoupling` and RealNVP's `AffineCoupling` only say how the changed half moves. Shown with "
         "`inspect.getsource`, so this is always the code that runs."
     )
-    for tab, obj in zip(st.tabs(list(SOURCES)), SOURCES.values(), strict=True):
-        with tab:
-            source = source_of(obj)
-            st.caption(f"`{source.path}`, from line {source.first_line}")
-            st.code(source.code, language="python", line_numbers=True)
+    source_tabs(SOURCES)
     st.divider()
     image_flow_section()
