@@ -142,3 +142,16 @@ def test_main_trains_a_glow_and_reports_its_options(mnist_dir: Path, tmp_path: P
     assert "glow (" in out and "levels 2 · steps_per_level 1 · hidden_channels 8" in out
     assert (tmp_path / "g" / "samples.png").stat().st_size > 100
     assert runs.read_config(tmp_path / "g").model == "glow"
+
+
+def test_a_conditional_glow_trains_on_the_full_fashion_mnist(fashion_mnist_dir: Path) -> None:
+    config = TrainConfig(
+        model="glow", dataset="fashion-mnist", data_dir=str(fashion_mnist_dir), conditional=True,
+        levels=2, steps_per_level=1, hidden_channels=8, batch_size=16, steps=3, eval_every=0,
+        eval_batch_size=2000,
+    )  # fmt: skip
+    trainer = Trainer(config)
+    assert (len(trainer.train_data), len(trainer.test_data)) == (60000, 10000)
+    assert trainer.train_labels is not None and int(trainer.train_labels.max()) == 9
+    done = trainer.run()[-1]
+    assert done.step == 3 and 0 < done.best_test_bits_per_dim < 12
