@@ -21,6 +21,7 @@ from flows.image import (
     ImageBijection,
     ImageFlow,
     InvertibleConv1x1,
+    LatentAffine,
     Squeeze,
     Unsqueeze,
 )
@@ -62,6 +63,7 @@ LAYERS: dict[str, tuple[Callable[[], ImageBijection], list[int], bool]] = {
         True,
     ),
     "class-affine-1x4x4": (lambda: ClassAffine([1, 4, 4], CLASSES), [1, 4, 4], True),
+    "latent-affine-2x4x4": (lambda: LatentAffine([2, 4, 4]), [2, 4, 4], False),
 }
 
 
@@ -259,7 +261,9 @@ def test_scales_report_shapes_and_parameters_level_by_level() -> None:
     assert [s.input_shape for s in table] == [[1, 28, 28], [2, 14, 14], [4, 7, 7]]
     assert [s.squeezed_shape for s in table] == [[4, 14, 14], [8, 7, 7], [4, 7, 7]]
     assert [s.factored_shape for s in table] == [[2, 14, 14], [4, 7, 7], None]
-    assert sum(s.parameters for s in table) == sum(p.numel() for p in model.parameters())
+    top = sum(p.numel() for p in model.layers[0].parameters())  # the learned top prior: m and s
+    assert top == 2 * 28 * 28
+    assert sum(s.parameters for s in table) + top == sum(p.numel() for p in model.parameters())
     # every coordinate ends up somewhere: factored out at some level or kept to the last
     kept = math.prod(table[-1].squeezed_shape)
     assert kept + sum(math.prod(s.factored_shape) for s in table[:-1]) == 28 * 28

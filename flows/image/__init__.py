@@ -2,7 +2,7 @@
 
 from .actnorm import ActNorm
 from .base import ImageBijection, Squeeze, Unsqueeze
-from .conditioning import ClassAffine
+from .conditioning import ClassAffine, LatentAffine
 from .conv1x1 import InvertibleConv1x1
 from .couplings import ChannelCoupling, CheckerboardCoupling, ConvNet
 from .models import ConvRealNVP, Glow, ImageFlow
@@ -20,6 +20,7 @@ __all__ = [
     "ImageBijection",
     "ImageFlow",
     "InvertibleConv1x1",
+    "LatentAffine",
     "Squeeze",
     "Unsqueeze",
 ]

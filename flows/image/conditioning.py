@@ -67,3 +67,27 @@ class ClassAffine(ImageBijection):
     def inverse(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         mean, log_scale = self._tables(context, x)
         return (x - mean) * torch.exp(-log_scale), -log_scale.flatten(1).sum(1)
+
+
+class LatentAffine(ImageBijection):
+    """A learned diagonal affine map of the whole latent: x = m + exp(s) * z.
+
+    Composed with the standard Gaussian prior it is a learned mean and scale per coordinate, Glow's
+    "learned top prior" for an unconditional model (the one-class case of :class:`ClassAffine`);
+    log|det dx/dz| = sum s. m and s start at zero.
+    """
+
+    label = "learned prior: x = m + exp(s) * z"
+
+    def __init__(self, shape: Sequence[int]) -> None:
+        super().__init__()
+        self.mean = nn.Parameter(torch.zeros(1, *shape))
+        self.log_scale = nn.Parameter(torch.zeros(1, *shape))
+
+    def forward(self, z: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        log_scale = self.log_scale.to(z.dtype)
+        return self.mean.to(z.dtype) + torch.exp(log_scale) * z, log_scale.sum().expand(len(z))
+
+    def inverse(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        log_scale = self.log_scale.to(x.dtype)
+        return (x - self.mean.to(x.dtype)) * torch.exp(-log_scale), (-log_scale.sum()).expand(len(x))

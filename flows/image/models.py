@@ -19,7 +19,7 @@ from ..models import Flow
 from ..priors import Prior
 from .actnorm import ActNorm
 from .base import ImageBijection
-from .conditioning import ClassAffine, one_hot_labels
+from .conditioning import ClassAffine, LatentAffine, one_hot_labels
 from .conv1x1 import InvertibleConv1x1
 from .couplings import ChannelCoupling, CheckerboardCoupling
 from .multiscale import leaves, level
@@ -125,7 +125,8 @@ def _check_sizes(**values: int) -> None:
 
 
 def _top(prior: Prior, num_classes: int) -> list[ImageBijection]:
-    return [ClassAffine(prior.shape, num_classes)] if num_classes else []
+    """The learned top prior: a mean and scale per latent coordinate, per class for a conditional model."""
+    return [ClassAffine(prior.shape, num_classes) if num_classes else LatentAffine(prior.shape)]
 
 
 class ConvRealNVP(ImageFlow):

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ..registry import get_family
 from .config import TrainConfig
 from .factory import build_model
 
@@ -116,7 +117,7 @@ def _problem(state: dict[str, Any], config: TrainConfig, resume: bool) -> str | 
             for verb, keys in (("lacks", missing), ("has an unknown", unexpected))
             if keys
         ]
-        model = f"{config.model}, {config.blocks} blocks, hidden {list(config.hidden)}"
+        model = f"{config.model}: {get_family(config.model).summary(config)}"
         return f"its weights are not those of its config's model ({model}): it {' and '.join(parts)}"
     for key, shape in expected.items():
         if tuple(weights[key].shape) != shape:
