@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 
@@ -193,16 +194,23 @@ def test_quality_bench_trains_scores_and_writes_a_grid(mnist_dir, judge_cache, t
     _, cache, _ = judge_cache
     monkeypatch.setenv("FLOWLAB_JUDGE_DIR", str(cache))
     results = tmp_path / "QUALITY.md"
-    argv = ["--budgets", "0.02", "--datasets", "mnist", "--families", "realnvp,normflows-glow"]
+    # normflows is a benchmark requirement (requirements-bench.txt), not a test one: without it the
+    # peer's row is left out and the rest is still checked.
+    with_peer = importlib.util.find_spec("normflows") is not None
+    if not with_peer:
+        print("normflows is not installed (requirements-bench.txt): checking Flow Lab's rows only")
+    families = "realnvp,normflows-glow" if with_peer else "realnvp"
+    argv = ["--budgets", "0.02", "--datasets", "mnist", "--families", families]
     argv += ["--data-dir", str(mnist_dir), "--samples", "64", "--curve-points", "2", "--threads", "1"]
     argv += ["--grids", str(tmp_path / "grids"), "--results", str(results)]
     assert quality.main(argv) == 0
     text = results.read_text()
     assert text.startswith("# Sample quality at equal wall time")
     rows = [line for line in text.splitlines() if line.startswith("| MNIST")]
-    assert [row.split(" | ")[1] for row in rows] == ["Flow Lab MLP RealNVP", "normflows Glow (hidden 64)"]
-    assert all(float(row.split(" | ")[6]) < 10.85 for row in rows)  # both learned (untrained: 10.85)
-    assert len(list((tmp_path / "grids").glob("*.png"))) == 2
+    expected = ["Flow Lab MLP RealNVP", "normflows Glow (hidden 64)"][: 2 if with_peer else 1]
+    assert [row.split(" | ")[1] for row in rows] == expected
+    assert all(float(row.split(" | ")[6]) < 10.85 for row in rows)  # they learned (untrained: 10.85)
+    assert len(list((tmp_path / "grids").glob("*.png"))) == len(expected)
 
 
 def test_quality_bench_lr_follows_the_time_budget() -> None:
