@@ -27,7 +27,9 @@ LOCAL_STATE = {".git", "runs", "data", "build", "dist", ".pytest_cache", ".ruff_
 def _skip_local_state(folder: str, names: list[str]) -> set[str]:
     skipped = {n for n in names if n == "__pycache__" or n.endswith(".egg-info")}
     if Path(folder) == REPO:
-        skipped |= {n for n in names if n in LOCAL_STATE or n.startswith(".venv")}
+        skipped |= {n for n in names if n in LOCAL_STATE or n.startswith(".venv")}  # .venv-ci: gigabytes
+    if Path(folder) == REPO / "bench":
+        skipped |= {"out"} & set(names)
     return skipped
 
 

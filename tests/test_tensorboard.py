@@ -7,13 +7,16 @@ import json
 import shutil
 import struct
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
 
 from flows import cli
-from flows.training import TrainConfig, runs
+from flows.training import EvalEvent, TrainConfig, build_model, runs
+from flows.training.tensorboard import TensorBoardLogger
 
 event_accumulator = pytest.importorskip(
     "tensorboard.backend.event_processing.event_accumulator",
@@ -127,6 +130,40 @@ def test_dashboard_runs_with_the_setting_write_events(tmp_path: Path) -> None:
     reader = _events(tmp_path / "runs" / "board")
     assert [step for step, _ in _curve(reader, "loss/test")] == [2, 4]
     assert [image.step for image in reader.Images("samples")] == [2, 4]
+
+
+@dataclass(frozen=True)
+class ScoredEvalEvent(EvalEvent):
+    """An evaluation that also reports a sample score (as a quality metric would)."""
+
+    sample_score: float | None = None
+
+
+def test_other_numbers_of_an_evaluation_become_eval_curves(tmp_path: Path) -> None:
+    config = TrainConfig(dataset="moons", hidden=[8], blocks=1, toy_points=256, steps=4).validate()
+    trainer = SimpleNamespace(config=config, model=build_model(config), step=0)
+    logger = TensorBoardLogger(tmp_path, trainer)
+    for step, score in [(2, 0.25), (4, 0.5)]:
+        logger(
+            ScoredEvalEvent(step=step, elapsed=1.0, test_loss=2.0, test_bits_per_dim=None, sample_score=score)
+        )
+    logger.close()
+    reader = _events(tmp_path)
+    assert _curve(reader, "eval/sample_score") == [(2, 0.25), (4, 0.5)]
+    assert "eval/best" not in reader.Tags()["scalars"]  # a flag, not a curve
+
+
+def test_the_sample_score_of_an_evaluation_becomes_one_curve_per_number(tmp_path: Path) -> None:
+    config = TrainConfig(dataset="moons", hidden=[8], blocks=1, toy_points=256, steps=4).validate()
+    trainer = SimpleNamespace(config=config, model=build_model(config), step=0)
+    logger = TensorBoardLogger(tmp_path, trainer)
+    score = {"recognised": 0.25, "class_entropy_bits": 3.1, "frechet": 40.0, "real": {"recognised": 0.9}}
+    logger(EvalEvent(step=2, elapsed=1.0, test_loss=2.0, test_bits_per_dim=None, sample_score=score))
+    logger.close()
+    reader = _events(tmp_path)
+    assert _curve(reader, "eval/sample_score/recognised") == [(2, 0.25)]
+    assert _curve(reader, "eval/sample_score/frechet") == [(2, 40.0)]
+    assert not [tag for tag in reader.Tags()["scalars"] if "real" in tag]  # the reference is not a curve
 
 
 def test_without_the_flag_no_event_files(tmp_path: Path) -> None:

@@ -90,13 +90,14 @@ class TensorBoardLogger:
         self._scalar("loss/test", event.test_loss, step)
         self._scalar("bits_per_dim/test", event.test_bits_per_dim, step)
         for item in fields(event):  # any other number an evaluation reports, e.g. a sample score
+            if item.name in _EVAL_SKIP:
+                continue
             value = getattr(event, item.name)
-            if (
-                item.name not in _EVAL_SKIP
-                and isinstance(value, (int, float))
-                and not isinstance(value, bool)
-            ):
-                self._scalar(f"eval/{item.name}", value, step)
+            # a dict of numbers (the sample score: recognised, class_entropy_bits, frechet) is one curve each
+            numbers = value.items() if isinstance(value, dict) else [("", value)]
+            for key, number in numbers:
+                if isinstance(number, (int, float)) and not isinstance(number, bool):
+                    self._scalar(f"eval/{item.name}" + (f"/{key}" if key else ""), number, step)
         config = self.trainer.config
         count = config.sample_count if config.is_image else TOY_SAMPLE_POINTS
         picture = sample_image(self.trainer.model, config.is_image, count)  # the grid of samples.png
