@@ -54,5 +54,5 @@ PAGES = (
         "Play with 2D flows in the browser.",
     ),
 )
-#: The page served at ``/``.
+#: The page ``/`` switches to (it keeps its own URL).
 DEFAULT_PAGE = PAGES[0]

@@ -131,6 +131,8 @@ def _settle(page) -> None:
 def test_deep_links_on_fresh_servers(browser, data_dir: Path, tmp_path: Path) -> None:
     """Each page opened by its URL as the FIRST visit of a fresh server gets the same navigation as from /.
 
+    /home included, with no "Page not found" dialog (issue 15); / switches to Home at /home.
+
     (Streamlit starts in its legacy pages/ mode until st.navigation first runs; see dashboard/__init__.py.)
     The six servers start together and are visited together, to keep the test short.
     """
@@ -143,12 +145,18 @@ def test_deep_links_on_fresh_servers(browser, data_dir: Path, tmp_path: Path) ->
         for server, url_path in zip(servers, PAGES, strict=True):
             server.wait_healthy()
             page = context.new_page()
-            page.goto(f"{server.url}/{url_path}")
+            page.goto(f"{server.url}/{url_path}", timeout=WAIT_MS)  # six fresh servers load a busy CPU
             opened.append(page)
         for page, server, (url_path, title) in zip(opened, servers, PAGES.items(), strict=True):
             assert wait_for_navigation(page, title) == list(PAGES.values())
             shown_path = page.url.split("?")[0].removeprefix(server.url).strip("/")
-            assert shown_path == ("" if title == "Home" else url_path)  # the default page lives at /
+            assert shown_path == url_path  # every page keeps its own URL; / switches to Home
+            assert page.get_by_text("Page not found").count() == 0, f"/{url_path}: Page not found"
+        root = context.new_page()  # a later visit of / lands on Home at /home, with no dialog either
+        root.goto(servers[0].url, timeout=WAIT_MS)
+        assert wait_for_navigation(root, "Home") == list(PAGES.values())
+        root.wait_for_url(f"{servers[0].url}/home*", timeout=WAIT_MS)
+        assert root.get_by_text("Page not found").count() == 0
     finally:
         context.close()
         for server in servers:
