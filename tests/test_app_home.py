@@ -69,7 +69,7 @@ def test_home_renders_links_and_offers_download_when_data_dir_is_empty(data_dir:
     assert any("not in" in text and str(data_dir) in text for text in _texts(at, "warning"))
     assert [button.label for button in at.button] == ["Download MNIST"]
     linked = {link.proto.page for link in at.get("page_link")}
-    assert linked == {"train", "samples", "jacobian", "model", "playground"}
+    assert linked == {"train", "samples", "jacobian", "model", "playground", "tour"}  # every page but Home
     latex = " ".join(_texts(at, "latex"))
     assert r"f_0 \circ f_1" in latex and "sv(y)" in latex and "su(x)" in latex
     assert len(at.get("plotly_chart")) == 1
