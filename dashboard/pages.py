@@ -53,6 +53,13 @@ PAGES = (
         "playground",
         "Play with 2D flows in the browser.",
     ),
+    PageSpec(
+        "pages/tour.py",
+        "Guided tour",
+        ":material/route:",
+        "tour",
+        "Follow one real digit through a flow, layer by layer, to its bits/dim.",
+    ),
 )
 #: The page served at ``/``.
 DEFAULT_PAGE = PAGES[0]

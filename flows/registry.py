@@ -34,6 +34,8 @@ class FlowFamily:
     data_kinds: tuple[str, ...] = DATA_KINDS  # which of DATA_KINDS it suits
     description: str = ""  # one sentence for help texts
     image_shaped: bool = False  # True: built on a [1, 28, 28] prior (convolutional); False: on [n]
+    #: True: its couplings keep volume (log|det| = 0) and only a final scaling layer changes it (NICE)
+    volume_preserving: bool = False
     #: TrainConfig values that suit the family, by device kind ("cpu", "gpu"), chosen by measurement
     presets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
@@ -131,6 +133,7 @@ register(
         NICE,
         "NICE (additive)",
         description="additive couplings, y ← y + t(x), keep areas; one final scaling",
+        volume_preserving=True,
     )
 )
 

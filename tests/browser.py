@@ -37,6 +37,7 @@ PAGES = {
     "jacobian": "Jacobian",
     "model": "Model",
     "playground": "Playground",
+    "tour": "Guided tour",
 }
 MNIST_TEST_FILES = ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
 SERVER_START_TIMEOUT_S = 60.0

@@ -71,3 +71,17 @@ def test_the_playground_offers_it(toy_family: registry.FlowFamily) -> None:
     assert not at.exception, [e.value for e in at.exception]
     model = _widget(at, "pg_model")
     assert "toynice" in model.options or toy_family.title in model.options
+
+
+def test_the_playground_race_takes_its_racers_from_the_registry(toy_family: registry.FlowFamily) -> None:
+    import torch
+
+    from dashboard.playground.run import FlowSettings, Race
+
+    points = torch.randn(200, 2, generator=torch.Generator().manual_seed(0))
+    race = Race(FlowSettings(hidden=(8,), blocks=2, batch_size=32), points, points[:50], budget=3)
+    assert set(race.runs) == {"nice", "realnvp", "toynice"}
+    race.advance(chunk=3)
+    assert race.finished and set(race.final_nll) == {"nice", "realnvp", "toynice"}
+    assert registry.get_family("nice").volume_preserving
+    assert not registry.get_family("realnvp").volume_preserving

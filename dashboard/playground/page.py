@@ -605,11 +605,13 @@ def _layer_view(run: PlaygroundRun, model: Flow) -> None:
     total = sum(log_dets[:layer])
     couplings = [f for f in frames[1:] if "block" in f.label]
     coupling_area = max((float(np.abs(f.cell_log_area).max()) for f in couplings[:layer]), default=0.0)
-    if run.settings.model == "nice":
+    family = registry.get_family(run.settings.model)
+    if family.volume_preserving:
         scaling = frames[-1].chosen_log_det
         st.info(
-            f"**NICE keeps areas.** Every additive coupling has log|det| = 0 at every point, so after the "
-            f"couplings all cells are still white (largest |log area change| so far: {coupling_area:.1e}). "
+            f"**{family.title} keeps areas.** Every additive coupling has log|det| = 0 at every point, so "
+            f"after the couplings all cells are still white (largest |log area change| so far: "
+            f"{coupling_area:.1e}). "
             f"Only the final scaling changes volume, by the same factor everywhere: Σs = {scaling:+.3f}.",
             icon=":material/straighten:",
         )
@@ -636,8 +638,9 @@ def _start_race(run: PlaygroundRun, budget: int) -> None:
 
 
 def _race_view(state: st.runtime.state.SessionStateProxy, run: PlaygroundRun, target: Target) -> None:
+    racers = " and ".join(f"**{title}**" for title in model_names().values())
     st.markdown(
-        "Train **NICE** and **RealNVP** on the same points with the same blocks, hidden sizes, activation, "
+        f"Train {racers} on the same points with the same blocks, hidden sizes, activation, "
         "prior, seed, learning rate and number of steps, then compare their held-out NLL (lower is better)."
     )
     columns = st.columns([2, 1, 3], vertical_alignment="bottom")
@@ -654,7 +657,7 @@ def _race_view(state: st.runtime.state.SessionStateProxy, run: PlaygroundRun, ta
     columns[2].progress(
         min(race.steps_done / race.budget, 1.0), text=f"{race.steps_done:,} / {race.budget:,} steps each"
     )
-    panels = st.columns(2)
+    panels = st.columns(len(race.runs))
     histories = {}
     for column, (name, racer) in zip(panels, race.runs.items(), strict=True):
         model, history, _ = racer.snapshot()
@@ -670,12 +673,14 @@ def _race_view(state: st.runtime.state.SessionStateProxy, run: PlaygroundRun, ta
     if race.error:
         st.error(plain(race.error), icon=":material/warning:")
     if race.finished:
-        nice, realnvp = race.final_nll["nice"], race.final_nll["realnvp"]
-        winner = "RealNVP" if realnvp < nice else "NICE"
+        names = model_names()
+        scores = ", ".join(f"{names[name]} {nll:.3f} nats" for name, nll in race.final_nll.items())
+        ranked = sorted(race.final_nll, key=race.final_nll.get)
+        lead = race.final_nll[ranked[1]] - race.final_nll[ranked[0]] if len(ranked) > 1 else 0.0
         with st.container(key="pg_race_result"):
             st.success(
-                f"Held-out NLL after {race.budget:,} steps each: NICE {nice:.3f} nats, RealNVP "
-                f"{realnvp:.3f} nats; **{winner}** is ahead by {abs(nice - realnvp):.3f} nats.",
+                f"Held-out NLL after {race.budget:,} steps each: {scores}; "
+                f"**{names[ranked[0]]}** is ahead by {lead:.3f} nats.",
                 icon=":material/emoji_events:",
             )
 

@@ -368,7 +368,7 @@ class PlaygroundRun:
 
 
 class Race:
-    """NICE and RealNVP with the same data, sizes, seed, learning rate and step budget."""
+    """Every toy family of the registry (NICE, RealNVP): same data, sizes, seed, lr and step budget."""
 
     def __init__(
         self, settings: FlowSettings, train_points: Tensor, test_points: Tensor, budget: int
@@ -378,7 +378,7 @@ class Race:
         self.budget = budget
         self.runs = {
             name: PlaygroundRun(replace(settings, model=name), train_points, test_points)
-            for name in ("nice", "realnvp")
+            for name in registry.family_names("toy")
         }
         self.final_nll: dict[str, float] = {}
         self._loop = BackgroundLoop(lambda: self.advance(chunk=5), name="playground-race")
@@ -401,7 +401,7 @@ class Race:
         return self._loop.error
 
     def advance(self, chunk: int = 5) -> bool:
-        """``chunk`` more steps for each model in turn; evaluates both at the budget. False once finished."""
+        """``chunk`` more steps for each model in turn; evaluates all at the budget; False once done."""
         if self.finished:
             return False
         for run in self.runs.values():

@@ -6,7 +6,6 @@ its snapshots once a second inside ``st.fragment(run_every=...)``, so a click on
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -22,6 +21,7 @@ from dashboard.text import plain
 from dashboard.train.image_options import image_options
 from dashboard.widgets import charts, images
 from flows import registry
+from flows.data import bits_per_dim
 from flows.data.toy import TOY_DATASETS
 from flows.training import IMAGE_DATASETS, ConfigError, RunInfo, TrainConfig, runs
 from flows.training.config import choices
@@ -671,7 +671,7 @@ def run_table_rows(manager: RunManager, infos: list[RunInfo]) -> list[dict[str, 
         is_image = config is not None and config.is_image
         train = None if info.loss is None else float(info.loss)
         if train is not None and is_image:
-            train = 8 + train / (config.dims * math.log(2))  # nats on [0, 1)^784 -> bits/dim
+            train = float(bits_per_dim(np.float64(-train), config.dims))
         test = info.test_bits_per_dim
         rows.append(
             {

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import plotly.graph_objects as go
 
+from flows.data import bits_per_dim
 from flows.training import runs
 
 #: Points per line after downsampling.
@@ -22,7 +23,6 @@ MAX_POINTS = 2000
 #: Line colours of overlaid runs (colour-blind safe, readable on a projector).
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf")
 FONT_SIZE = 16
-LN2 = math.log(2)
 
 
 @dataclass(frozen=True)
@@ -38,8 +38,8 @@ class Curves:
     is_image: bool
 
     def bits_per_dim(self, losses: np.ndarray) -> np.ndarray:
-        """Bits/dim in 8-bit pixel space of losses in nats on [0, 1)^dims: 8 + loss / (dims ln 2)."""
-        return 8.0 + losses / (self.dims * LN2)
+        """Bits/dim in 8-bit pixel space of losses in nats on [0, 1)^dims (``flows.data.bits_per_dim``)."""
+        return bits_per_dim(-np.asarray(losses, dtype=np.float64), self.dims)
 
 
 def curves_from_lists(
