@@ -48,25 +48,20 @@ MNIST_HELDOUT = 1000
 CURVE_EVAL_IMAGES = 1000
 LEVELS = (3.0, 2.5, 2.0, 1.5, 1.35)
 TEMPERATURE = 0.7
-BATCH_SIZE = 64
 WARMUP_STEPS = 100
 MIN_LR_FRACTION = 0.05
-GRAD_CLIP = 100.0
+#: normflows' Logit alpha, the same as Flow Lab's (TrainConfig.logit_alpha)
 LOGIT_ALPHA = 0.05
 MAX_BAD_STEPS = 20
-#: Sizes for a 2-core CPU (not yet chosen by measurement: issue 13's preset search is still to do).
-#: ConvRealNVP's defaults (4 steps per level, 64 channels) take tens of seconds per step on 2 busy cores.
-GLOW_SIZE = {"levels": 2, "steps": 8, "hidden_channels": 64}
-CONV_REALNVP_SIZE = {"levels": 2, "steps": 2, "hidden_channels": 32}
 
 
 @dataclass
 class Family:
-    """One model family: how to build it and its learning rate."""
+    """One model family: how to build it and the training settings it runs with."""
 
     name: str
     build: Callable[[], nn.Module]
-    lr: float
+    settings: dict[str, Any]  # lr, batch_size, amp, weight_decay, grad_clip, ema_decay
     flat: bool  # True: the model takes [B, 784]; False: [B, 1, 28, 28]
     library: str  # "Flow Lab" or "normflows"
 
@@ -87,22 +82,35 @@ class Family:
         return images.reshape(count, 28, 28).clamp(0, 1)
 
 
-def _flowlab_realnvp() -> nn.Module:
-    from flows.training import TrainConfig, build_model
+#: The bench's names for the registry's families (``flows.registry``), and the label in the tables.
+FLOW_LAB = {
+    "realnvp": ("realnvp", "Flow Lab MLP RealNVP"),
+    "nice": ("nice", "Flow Lab NICE"),
+    "convrealnvp": ("conv-realnvp", "Flow Lab ConvRealNVP"),
+    "glow": ("glow", "Flow Lab Glow"),
+}
+#: The training settings the bench's loop reads from a TrainConfig.
+LOOP_SETTINGS = ("lr", "batch_size", "amp", "weight_decay", "grad_clip", "ema_decay")
 
-    return build_model(TrainConfig(dataset="mnist"))
+
+def flow_lab_config(model: str, overrides: dict[str, Any] | None = None):
+    """The TrainConfig ``main.py --model <model>`` starts from on a CPU (its family's CPU preset),
+    with ``overrides`` on top (the preset search tries settings this way)."""
+    from flows.training import preset_config
+
+    return preset_config({"model": model, "device": "cpu", "dataset": "mnist", **(overrides or {})})
 
 
-def _flowlab_image(kind: str) -> Callable[[], nn.Module]:
-    def build() -> nn.Module:
-        from flows import ConvRealNVP, Gaussian, Glow, Logit
+def flow_lab_family(key: str, overrides: dict[str, Any] | None = None, label: str | None = None) -> Family:
+    """A Flow Lab family built exactly as ``main.py --model`` builds it (registry preset, Logit last)."""
+    from flows.registry import get_family
+    from flows.training import build_model
 
-        prior = Gaussian([1, 28, 28])
-        model = Glow(prior, **GLOW_SIZE) if kind == "glow" else ConvRealNVP(prior, **CONV_REALNVP_SIZE)
-        model.layers.append(Logit(LOGIT_ALPHA))
-        return model
-
-    return build
+    model, name = FLOW_LAB[key]
+    config = flow_lab_config(model, overrides).validate()
+    flat = not get_family(model).image_shaped
+    settings = {name_: getattr(config, name_) for name_ in LOOP_SETTINGS}
+    return Family(label or name, lambda: build_model(config), settings, flat, "Flow Lab")
 
 
 def normflows_glow(hidden_channels: int, levels: int = 2, steps: int = 8) -> nn.Module:
@@ -137,30 +145,39 @@ def parameter_count(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def matched_normflows_width(target: int) -> int:
+def matched_normflows_width(target: int, levels: int, steps: int) -> int:
     """normflows' Glow hidden channels (a multiple of 8) whose parameter count is nearest ``target``."""
-    return min(range(8, 257, 8), key=lambda width: abs(parameter_count(normflows_glow(width)) - target))
+
+    def gap(width: int) -> int:
+        return abs(parameter_count(normflows_glow(width, levels, steps)) - target)
+
+    return min(range(8, 257, 8), key=gap)
 
 
 def families(names: list[str]) -> list[Family]:
     """The families named, in the order given."""
-    table = {
-        "realnvp": lambda: Family("Flow Lab MLP RealNVP", _flowlab_realnvp, 1e-3, True, "Flow Lab"),
-        "convrealnvp": lambda: Family(
-            "Flow Lab ConvRealNVP", _flowlab_image("convrealnvp"), 1e-3, False, "Flow Lab"
-        ),
-        "glow": lambda: Family("Flow Lab Glow", _flowlab_image("glow"), 1e-3, False, "Flow Lab"),
-        "normflows-glow": lambda: _normflows_family(),
-    }
-    unknown = [name for name in names if name not in table]
+    choices = [*FLOW_LAB, "normflows-glow"]
+    unknown = [name for name in names if name not in choices]
     if unknown:
-        raise ValueError(f"unknown families {unknown}; choose from {list(table)}")
-    return [table[name]() for name in names]
+        raise ValueError(f"unknown families {unknown}; choose from {choices}")
+    return [_normflows_family() if name == "normflows-glow" else flow_lab_family(name) for name in names]
 
 
 def _normflows_family() -> Family:
-    width = matched_normflows_width(parameter_count(_flowlab_image("glow")()))
-    return Family(f"normflows Glow (hidden {width})", lambda: normflows_glow(width), 1e-3, False, "normflows")
+    """normflows' Glow with Flow Lab Glow's scales and steps, its width matched to Flow Lab Glow's
+    parameter count, trained with the same settings in float32 (normflows has no autocast path)."""
+    glow = flow_lab_family("glow")
+    config = flow_lab_config("glow")
+    levels, steps = config.levels, config.steps_per_level
+    width = matched_normflows_width(parameter_count(glow.build()), levels, steps)
+    settings = {**glow.settings, "amp": False, "ema_decay": 0.0}
+    return Family(
+        f"normflows Glow (hidden {width})",
+        lambda: normflows_glow(width, levels, steps),
+        settings,
+        False,
+        "normflows",
+    )
 
 
 def load_split(dataset: str, data_dir: Path) -> tuple[Tensor, Tensor, str]:
@@ -201,40 +218,58 @@ def learning_rate(peak: float, step: int, fraction: float) -> float:
 def train_for(
     family: Family, train: Tensor, heldout: Tensor, seconds: float, seed: int, curve_points: int
 ) -> dict[str, Any]:
-    """Trains one model for ``seconds`` of training time; returns its figures and the model."""
+    """Trains one model for ``seconds`` of training time with ``family.settings`` (bf16 autocast and a
+    moving average of the weights where they are on); returns its figures and the model, holding the
+    averaged weights where there is an average."""
     from flows.data import dequantize, random_batch
+    from flows.training.ema import WeightAverage
 
+    settings = family.settings
+    lr, batch_size = settings["lr"], settings["batch_size"]
     torch.manual_seed(seed)
     model = family.build()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=family.lr, weight_decay=0.0)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=settings["weight_decay"])
+    average = WeightAverage(model, settings["ema_decay"]) if settings["ema_decay"] else None
     generator = torch.Generator().manual_seed(seed)
     curve_images = heldout[:CURVE_EVAL_IMAGES]
     clock, step, bad_steps, images_seen = 0.0, 0, 0, 0
     curve: list[tuple[float, int, float]] = []
     next_eval = seconds / curve_points
+
+    def evaluate(images: Tensor) -> float:
+        if average is None:
+            return held_out_bits(family, model, images)
+        with average.applied(model):
+            return held_out_bits(family, model, images)
+
     model.train()
     while clock < seconds:
         started = time.perf_counter()
         for group in optimizer.param_groups:
-            group["lr"] = learning_rate(family.lr, step, clock / seconds)
-        x = dequantize(random_batch(train, BATCH_SIZE, generator), generator).unsqueeze(1)
-        loss = -family.log_prob(model, x).mean()
+            group["lr"] = learning_rate(lr, step, clock / seconds)
+        x = dequantize(random_batch(train, batch_size, generator), generator).unsqueeze(1)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=settings["amp"]):
+            loss = -family.log_prob(model, x).float().mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        norm = torch.nn.utils.clip_grad_norm_(model.parameters(), GRAD_CLIP)
+        norm = torch.nn.utils.clip_grad_norm_(model.parameters(), settings["grad_clip"] or math.inf)
         if math.isfinite(loss.item()) and math.isfinite(norm.item()):
             optimizer.step()
+            if average is not None:
+                average.update(model)
             step += 1
-            images_seen += BATCH_SIZE
+            images_seen += batch_size
         else:
             bad_steps += 1
         clock += time.perf_counter() - started
         if bad_steps > MAX_BAD_STEPS:
             break
         if clock >= next_eval or clock >= seconds:
-            curve.append((clock, step, held_out_bits(family, model, curve_images)))
+            curve.append((clock, step, evaluate(curve_images)))
             next_eval += seconds / curve_points
-    final = held_out_bits(family, model, heldout) if bad_steps <= MAX_BAD_STEPS else float("nan")
+    final = evaluate(heldout) if bad_steps <= MAX_BAD_STEPS else float("nan")
+    if average is not None:
+        model.load_state_dict(average.average)
     return {
         "model": model.eval(),
         "steps": step,
@@ -247,6 +282,17 @@ def train_for(
     }
 
 
+def describe(settings: dict[str, Any]) -> str:
+    """The training settings of a row, in a few words: "lr 1e-3, batch 64, bf16, EMA 0.999"."""
+    words = [f"lr {settings['lr']:g}", f"batch {settings['batch_size']}"]
+    words.append("bf16" if settings["amp"] else "fp32")
+    if settings["weight_decay"]:
+        words.append(f"wd {settings['weight_decay']:g}")
+    if settings["ema_decay"]:
+        words.append(f"EMA {settings['ema_decay']:g}")
+    return ", ".join(words)
+
+
 def time_to_levels(curve: list[tuple[float, int, float]]) -> dict[float, float | None]:
     """Training seconds at the first evaluation at or under each level of LEVELS (None: not reached)."""
     return {level: next((t for t, _, bits in curve if bits <= level), None) for level in LEVELS}
@@ -257,9 +303,12 @@ def markdown(context: dict[str, Any], rows: list[dict[str, Any]]) -> str:
     lines = [
         f"## {context['started']}: `{context['command']}`",
         "",
-        f"torch {torch.__version__}, {context['threads']} threads, CPU; load average at the start "
-        f"{context['load']}. Batch {BATCH_SIZE}, AdamW, warm-up {WARMUP_STEPS} steps then cosine over the "
-        f"budget's elapsed time to {MIN_LR_FRACTION:.0%} of the peak lr, grad clip {GRAD_CLIP:g}. Samples at "
+        f"torch {torch.__version__}, {context['threads']} threads on {context['cores']} cores, CPU"
+        f"{context['note']}; load average at the start "
+        f"{context['load']}. Each Flow Lab model with its family's CPU preset (flows.registry, as `main.py "
+        "--model <family>` starts; normflows' Glow with Flow Lab Glow's settings in float32): AdamW, warm-up "
+        f"{WARMUP_STEPS} steps then cosine over the budget's elapsed time to {MIN_LR_FRACTION:.0%} of the "
+        "peak lr. Samples at "
         f"temperature {TEMPERATURE}; score by flows.evaluation (recognised = top class p >= 0.9; entropy of "
         "the predicted classes, 3.32 bits = all ten evenly; Frechet distance of the judge's features to "
         "held-out real images, lower is better). Times to bits/dim levels come from evaluations on "
@@ -270,9 +319,9 @@ def markdown(context: dict[str, Any], rows: list[dict[str, Any]]) -> str:
         lines.append(f"- {dataset}: {judge_line}")
     lines += [
         "",
-        f"| data | model | params | budget min | steps | images/s | held-out bits/dim | recognised "
-        f"| class entropy bits | Frechet | {levels} | grid |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | "
+        "| data | model | settings | params | budget min | steps | images/s | held-out bits/dim "
+        f"| recognised | class entropy bits | Frechet | {levels} | grid |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | "
         + " | ".join("---:" for _ in LEVELS)
         + " | --- |",
     ]
@@ -280,7 +329,8 @@ def markdown(context: dict[str, Any], rows: list[dict[str, Any]]) -> str:
         score = row["score"]
         reached = " | ".join("" if t is None else f"{t:.0f}" for t in row["levels"].values())
         lines.append(
-            f"| {row['data']} | {row['family']} | {row['params']:,} | {row['minutes']:g} | {row['steps']:,} "
+            f"| {row['data']} | {row['family']} | {row['settings']} | {row['params']:,} | {row['minutes']:g} "
+            f"| {row['steps']:,} "
             f"| {row['images_per_sec']:.0f} | {row['bits_per_dim']:.3f} | {score['recognised']:.0%} "
             f"| {score['class_entropy_bits']:.2f} | {score['frechet']:.1f} | {reached} "
             f"| [png]({row['grid']}) |"
@@ -308,6 +358,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--grids", type=Path, default=GRID_DIR, help="folder for the sample grids")
     parser.add_argument("--results", type=Path, default=DEFAULT_RESULTS)
     parser.add_argument("--no-results", action="store_true")
+    parser.add_argument("--note", default="", help="a remark on the machine, written into the section")
     args = parser.parse_args(argv)
     if args.quick:
         args.budgets, args.datasets, args.curve_points, args.samples = "1", "mnist", 4, 500
@@ -325,6 +376,8 @@ def main(argv: list[str] | None = None) -> int:
         "started": started.strftime("%Y-%m-%d %H:%M UTC"),
         "command": "python -m bench.quality " + " ".join(sys.argv[1:] if argv is None else argv),
         "threads": args.threads,
+        "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "note": f" ({args.note})" if args.note else "",
         "load": ", ".join(f"{value:.1f}" for value in _load_average()),
         "curve_points": args.curve_points,
         "judges": {},
@@ -363,6 +416,7 @@ def main(argv: list[str] | None = None) -> int:
                         **result,
                         "data": split,
                         "family": family.name,
+                        "settings": describe(family.settings),
                         "params": parameter_count(model),
                         "minutes": minutes,
                         "score": score.to_dict(),
@@ -404,9 +458,14 @@ def _load_average() -> tuple[float, ...]:
 
 
 def _append(path: Path, section: str) -> None:
+    _append_to(path, section, RESULTS_HEADER)
+
+
+def _append_to(path: Path, section: str, header: str) -> None:
+    """Appends ``section`` to the Markdown file ``path`` (``header`` first where it is new), atomically."""
     from flows.infra import atomic_write_bytes
 
-    existing = path.read_text() if path.exists() else RESULTS_HEADER
+    existing = path.read_text() if path.exists() else header
     atomic_write_bytes(path, (existing.rstrip("\n") + "\n\n" + section.rstrip("\n") + "\n").encode())
 
 

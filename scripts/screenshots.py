@@ -20,7 +20,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from dashboard.services.run_manager import training_threads  # noqa: E402
+from dashboard.services.threads import training_threads  # noqa: E402
 from flows.data import default_data_dir  # noqa: E402
 from flows.training import RunLogger, TrainConfig, Trainer, runs  # noqa: E402
 from tests.browser import (  # noqa: E402

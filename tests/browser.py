@@ -70,7 +70,9 @@ def make_data_dir(mnist_source: Path, target: Path) -> Path:
 class StreamlitServer:
     """``streamlit run streamlit_app.py`` on a free port of 127.0.0.1, with its own data and runs folders."""
 
-    def __init__(self, data_dir: Path, runs_dir: Path, log_path: Path) -> None:
+    def __init__(
+        self, data_dir: Path, runs_dir: Path, log_path: Path, script: str = "streamlit_app.py"
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
@@ -83,7 +85,7 @@ class StreamlitServer:
             "-m",
             "streamlit",
             "run",
-            "streamlit_app.py",
+            script,
             "--server.headless",
             "true",
             "--server.address",
@@ -132,11 +134,11 @@ class StreamlitServer:
 
 @contextlib.contextmanager
 def streamlit_server(
-    data_dir: Path, runs_dir: Path, log_dir: Path | None = None
+    data_dir: Path, runs_dir: Path, log_dir: Path | None = None, script: str = "streamlit_app.py"
 ) -> Iterator[StreamlitServer]:
-    """A started, healthy server; stopped on exit."""
+    """A started, healthy server running ``script`` (the dashboard unless told); stopped on exit."""
     log_dir = log_dir or Path(tempfile.mkdtemp(prefix="flowlab-server-"))
-    server = StreamlitServer(data_dir, runs_dir, log_dir / f"streamlit-{time.time_ns()}.log")
+    server = StreamlitServer(data_dir, runs_dir, log_dir / f"streamlit-{time.time_ns()}.log", script)
     try:
         server.wait_healthy()
         yield server

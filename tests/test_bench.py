@@ -207,10 +207,44 @@ def test_quality_bench_trains_scores_and_writes_a_grid(mnist_dir, judge_cache, t
     text = results.read_text()
     assert text.startswith("# Sample quality at equal wall time")
     rows = [line for line in text.splitlines() if line.startswith("| MNIST")]
-    expected = ["Flow Lab MLP RealNVP", "normflows Glow (hidden 64)"][: 2 if with_peer else 1]
-    assert [row.split(" | ")[1] for row in rows] == expected
-    assert all(float(row.split(" | ")[6]) < 10.85 for row in rows)  # they learned (untrained: 10.85)
-    assert len(list((tmp_path / "grids").glob("*.png"))) == len(expected)
+    names = [row.split(" | ")[1] for row in rows]
+    assert names[0] == "Flow Lab MLP RealNVP" and len(names) == (2 if with_peer else 1)
+    if with_peer:  # its width matched to Flow Lab Glow's CPU preset
+        assert names[1].startswith("normflows Glow (hidden ")
+    assert rows[0].split(" | ")[2] == "lr 0.001, batch 64, fp32"  # the registry's preset, as main.py
+    assert all(float(row.split(" | ")[7]) < 10.85 for row in rows)  # they learned (untrained: 10.85)
+    assert len(list((tmp_path / "grids").glob("*.png"))) == len(names)
+
+
+def test_quality_bench_families_are_the_registry_presets() -> None:
+    from bench import quality
+    from flows.registry import get_family
+
+    glow = quality.flow_lab_family("glow")
+    preset = get_family("glow").preset("cpu")
+    assert glow.settings["amp"] == preset.get("amp", False)
+    built = glow.build()
+    assert quality.parameter_count(built) == quality.parameter_count(
+        quality.flow_lab_family("glow", {"hidden_channels": preset["hidden_channels"]}).build()
+    )
+    smaller = quality.flow_lab_family("glow", {"hidden_channels": 16}).build()
+    assert quality.parameter_count(smaller) < quality.parameter_count(built)
+    with pytest.raises(ValueError, match="unknown families"):
+        quality.families(["no-such-family"])
+
+
+def test_preset_search_writes_one_row_per_candidate(mnist_dir, judge_cache, tmp_path, monkeypatch) -> None:
+    from bench import presets
+
+    _, cache, _ = judge_cache
+    monkeypatch.setenv("FLOWLAB_JUDGE_DIR", str(cache))
+    monkeypatch.setitem(presets.CANDIDATES, "nice", [{}, {"hidden": [32]}])
+    results = tmp_path / "PRESETS.md"
+    argv = ["--families", "nice", "--minutes", "0.01", "--data-dir", str(mnist_dir), "--threads", "1"]
+    assert presets.main([*argv, "--results", str(results)]) == 0
+    rows = [line for line in results.read_text().splitlines() if line.startswith("| Flow Lab NICE")]
+    assert [row.split(" | ")[1] for row in rows] == ["the preset", "hidden=[32]"]
+    assert int(rows[1].split(" | ")[3].replace(",", "")) < int(rows[0].split(" | ")[3].replace(",", ""))
 
 
 def test_quality_bench_lr_follows_the_time_budget() -> None:

@@ -12,12 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from dashboard.services.run_manager import (
-    RunManager,
-    import_checkpoint,
-    read_checkpoint_bytes,
-    training_threads,
-)
+from dashboard.services.run_manager import RunManager, import_checkpoint, read_checkpoint_bytes
+from dashboard.services.threads import training_threads
 from dashboard.widgets import charts
 from flows.data.location import HOLDOUT_IMAGES as HOLDOUT_DIGITS
 from flows.data.location import plan_image_data

@@ -15,7 +15,8 @@ from dashboard.playground import run as playground_run
 from dashboard.playground.data import toy_points
 from dashboard.playground.export import ExportPanels, panels_png
 from dashboard.playground.figures import block_means, smooth
-from dashboard.playground.run import BackgroundLoop, FlowSettings, PlaygroundRun, Race, one_thread
+from dashboard.playground.run import BackgroundLoop, FlowSettings, PlaygroundRun, Race
+from dashboard.services.threads import one_thread
 from flows import toy_views as views
 
 SMALL = FlowSettings(hidden=(16, 16), blocks=2, batch_size=64)

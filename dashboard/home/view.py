@@ -15,6 +15,7 @@ from plotly.subplots import make_subplots
 
 from dashboard import access
 from dashboard.pages import DEFAULT_PAGE, PAGES
+from dashboard.services.threads import one_thread
 from dashboard.text import plain
 from flows import Gaussian, RealNVP
 from flows.data import default_data_dir, make_toy
@@ -36,12 +37,8 @@ def fit_moons_flow(steps: int = DEMO_STEPS, seed: int = 0) -> RealNVP:
     Deterministic for a given seed; leaves torch's global random state as it was. Runs on one CPU
     thread: the net is tiny, so more threads only add waiting (several times slower on a busy CPU).
     """
-    threads = torch.get_num_threads()
-    try:
-        torch.set_num_threads(1)
+    with one_thread():
         return _fit_moons_flow(steps, seed)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _fit_moons_flow(steps: int, seed: int) -> RealNVP:

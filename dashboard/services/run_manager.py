@@ -15,7 +15,6 @@ from __future__ import annotations
 import atexit
 import contextlib
 import math
-import os
 import re
 import shutil
 import threading
@@ -28,6 +27,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from dashboard.services.threads import training_threads
 from flows.evaluation import scorer_for
 from flows.limits import MemoryLimitError
 from flows.training import (
@@ -70,12 +70,6 @@ FINAL_STATES = ("done", "stopped", "failed")
 def default_max_concurrent() -> int:
     """Runs allowed to train at once: one per CUDA device, or 1 on a CPU machine."""
     return max(1, torch.cuda.device_count())
-
-
-def training_threads(cpu_count: int | None = None) -> int:
-    """Torch threads for training: all cores but one (at least one), so the server keeps a core."""
-    cores = cpu_count if cpu_count is not None else (os.cpu_count() or 1)
-    return max(1, cores - 1)
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,8 @@ import streamlit as st
 import torch
 from torch import Tensor
 
-from dashboard.services.run_manager import RunManager, default_max_concurrent, training_threads
+from dashboard.services.run_manager import RunManager, default_max_concurrent
+from dashboard.services.threads import training_threads
 from dashboard.widgets.charts import Curves, read_curves
 from flows.data import load_mnist
 from flows.data.location import image_data_dir, split_present

@@ -58,6 +58,7 @@ def render() -> None:
     with slider:
         step = st.slider("Step", 0, last, key=STEP_KEY, format="%d", label_visibility="collapsed")
     st.header(titles[step])
+    st.caption(f"Step {step + 1} of {len(titles)}")
     _draw(tour, step)
     _check(tour)
 
