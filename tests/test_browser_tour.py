@@ -61,7 +61,9 @@ def test_tour_next_through_every_step_and_back(browser, mnist_dir: Path, tmp_pat
         page.goto(f"{server.url}/tour")  # the first visit of a fresh server, by deep link
         wait_for_navigation(page, "Guided tour")
         _heading(page, 1)
-        steps = int(re.search(r"Step 1 of (\d+)", main_text(page)).group(1))
+        caption = page.get_by_text(re.compile(r"Step 1 of \d+")).first
+        caption.wait_for(timeout=WAIT_MS)  # drawn after the heading: wait for it, do not race it
+        steps = int(re.search(r"Step 1 of (\d+)", caption.inner_text()).group(1))
         assert steps == 9  # pixels, dequantization, logit, 4 couplings, z, the way back
         main = page.get_by_test_id("stMainBlockContainer")
         for number in range(2, steps + 1):
