@@ -72,7 +72,11 @@ def test_tour_next_through_every_step_and_back(browser, mnist_dir: Path, tmp_pat
             assert abs(_difference(page)) < 1e-9
         main.get_by_role("button", name="< Back").click()
         _heading(page, steps - 1)
-        assert "bits/dim" in main_text(page)
+        page.wait_for_function(  # the step's equations render after its heading
+            "() => document.querySelector('[data-testid=\"stMainBlockContainer\"]')"
+            ".innerText.includes('bits/dim')",
+            timeout=WAIT_MS,
+        )
         assert abs(_difference(page)) < 1e-9
         assert exceptions_on_page(page) == []
         context.close()
