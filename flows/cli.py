@@ -141,10 +141,16 @@ def make_config(argv: Sequence[str], prog: str = "main.py") -> tuple[TrainConfig
 
 
 class StopRequest:
-    """Turns the first SIGINT/SIGTERM into a request to stop after the current step; a second one aborts."""
+    """SIGINT/SIGTERM handling for the whole command.
+
+    During start-up a signal interrupts at once (KeyboardInterrupt) and is remembered, so one that library
+    code swallows (torch's C start-up can) still stops the command at :meth:`begin_training`. While
+    training the first signal is a request to stop after the current step; a second one aborts.
+    """
 
     def __init__(self) -> None:
         self.signal: int | None = None
+        self.interrupting = True
         self._previous: dict[int, Any] = {}
 
     def install(self) -> None:
@@ -157,10 +163,17 @@ class StopRequest:
             signal.signal(signum, handler)
         self._previous = {}
 
-    def _handle(self, signum: int, frame: FrameType | None) -> None:
+    def begin_training(self) -> None:
+        """From now on the first signal asks the trainer to stop; KeyboardInterrupt if one came already."""
         if self.signal is not None:
             raise KeyboardInterrupt
-        self.signal = signum
+        self.interrupting = False
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        again = self.signal is not None
+        self.signal = self.signal or signum
+        if self.interrupting or again:
+            raise KeyboardInterrupt
 
     def __call__(self) -> bool:
         return self.signal is not None
@@ -246,6 +259,7 @@ class _Session:
         self.run_dir: Path | None = None  # set once a new run's folder exists, or a resumed run trains
         self.trainer: Trainer | None = None
         self.training = False
+        self.stop = StopRequest()
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "main.py") -> int:
@@ -259,13 +273,17 @@ def main(argv: Sequence[str] | None = None, prog: str = "main.py") -> int:
     context = environment_context()
     show = context.is_main
     session = _Session()
+    session.stop.install()
     try:
         return _main(argv, prog, context.local_rank, context.world_size, show, session)
-    except KeyboardInterrupt:  # before the handler is installed, or a second Ctrl-C while stopping
+    except KeyboardInterrupt:  # Ctrl-C during start-up, or a second one while stopping
         _mark_interrupted(session)
         where = f"; continue with: {_command(prog)} --resume {session.run_dir}" if session.run_dir else ""
         when = "while stopping" if session.training else "before training started"
-        return _fail(f"interrupted {when}{where}", EXIT_SIGNAL[signal.SIGINT], show, prog)
+        code = EXIT_SIGNAL.get(session.stop.signal or signal.SIGINT, EXIT_SIGNAL[signal.SIGINT])
+        return _fail(f"interrupted {when}{where}", code, show, prog)
+    finally:
+        session.stop.uninstall()
 
 
 def _mark_interrupted(session: _Session) -> None:
@@ -368,8 +386,8 @@ def _train(
     """Trains until done or stopped; the exit code."""
     if show:
         print(f"run folder: {run_dir}\n{_describe_start(trainer)}")
-    stop = StopRequest()
-    stop.install()
+    stop = session.stop
+    stop.begin_training()  # a Ctrl-C that start-up code swallowed stops the command here
     session.training, session.run_dir = True, run_dir
     total = None if config.minutes else config.steps  # a time budget has no step count to show
     progress = Progress(total, trainer.step, show and not args.no_progress)
@@ -388,7 +406,6 @@ def _train(
         progress.close()
         if board is not None:
             board.close()
-        stop.uninstall()
     done = history[-1]
     assert isinstance(done, DoneEvent)
     if show:

@@ -193,7 +193,7 @@ def test_ctrl_c_before_training_is_one_line_and_leaves_no_created_run(
     assert runs.read_status(tmp_path / "runs" / "early")["state"] == "stopped"
 
 
-@pytest.mark.parametrize("delay_s", [0.3, 1.5])
+@pytest.mark.parametrize("delay_s", [0.3, 0.45, 0.7, 1.0, 1.5])
 def test_ctrl_c_during_start_up_of_the_real_command(tmp_path: Path, delay_s: float) -> None:
     process = subprocess.Popen(
         [
@@ -221,3 +221,35 @@ def test_ctrl_c_during_start_up_of_the_real_command(tmp_path: Path, delay_s: flo
         assert (len(lines) == 1 and "interrupted" in lines[0]) or "stopped by SIGINT" in stdout, stderr
     for info in runs.list_runs(tmp_path / "runs"):
         assert info.state != "created"
+
+
+def test_a_ctrl_c_swallowed_during_start_up_still_stops_before_training() -> None:
+    stop = cli.StopRequest()
+    stop.install()
+    try:
+        try:  # library code that catches the KeyboardInterrupt (torch's C start-up can)
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.1)
+        except KeyboardInterrupt:
+            pass
+        with pytest.raises(KeyboardInterrupt):
+            stop.begin_training()
+    finally:
+        stop.uninstall()
+    assert stop.signal == signal.SIGINT
+
+
+def test_while_training_the_first_signal_asks_to_stop_and_the_second_aborts() -> None:
+    stop = cli.StopRequest()
+    stop.install()
+    try:
+        stop.begin_training()
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.1)
+        assert stop()
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.1)
+    finally:
+        stop.uninstall()
+    assert stop.signal == signal.SIGTERM
