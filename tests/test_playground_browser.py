@@ -40,7 +40,7 @@ def open_playground(page, base_url: str) -> None:
     the same, only without the wide layout. Open the root first when the layout matters.
     """
     page.goto(base_url.rstrip("/") + "/playground")
-    page.wait_for_selector(f"{DENSITY_SELECTOR} .js-plotly-plot", timeout=90_000)
+    page.frame_locator(f"{DENSITY_SELECTOR} iframe").locator(".js-plotly-plot").wait_for(timeout=90_000)
 
 
 def play_playground(page, base_url: str, seconds: float = 3.0) -> dict:
@@ -98,5 +98,59 @@ def test_play_advances_the_loss_and_changes_the_heatmap(dashboard_url: str) -> N
             paused = result["paused_step"]
             page.wait_for_timeout(1500)
             assert read_status(page)[0] == paused and not read_status(page)[2]  # paused means paused
+        finally:
+            browser.close()
+
+
+PANEL_SELECTORS = tuple(f".st-key-pg_panel_{name}" for name in ("samples", "density", "grid", "loss"))
+BURST_FRAMES = 40
+
+
+def blank_panels_in_burst(page, frames: int = BURST_FRAMES) -> tuple[int, int]:
+    """(frames with a blank panel, blank panels in all) in ``frames`` screenshots taken while playing.
+
+    A panel is blank when every pixel of its box has one colour (the background): no axes, no points.
+    """
+    import io
+
+    from PIL import Image
+
+    boxes = [page.locator(selector).bounding_box() for selector in PANEL_SELECTORS]
+    frames_blank = panels_blank = 0
+    for _ in range(frames):
+        shot = Image.open(io.BytesIO(page.screenshot(full_page=True))).convert("RGB")
+        blank = 0
+        for box in boxes:
+            crop = shot.crop(
+                (int(box["x"]), int(box["y"]), int(box["x"] + box["width"]), int(box["y"] + box["height"]))
+            )
+            blank += all(low == high for low, high in crop.getextrema())  # one colour in every band
+        frames_blank += blank > 0
+        panels_blank += blank
+        page.wait_for_timeout(100)
+    return frames_blank, panels_blank
+
+
+@pytest.mark.browser
+def test_no_panel_goes_blank_while_playing(dashboard_url: str) -> None:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1600, "height": 1000})
+            open_playground(page, dashboard_url)
+            for selector in PANEL_SELECTORS:
+                page.frame_locator(f"{selector} iframe").locator(".js-plotly-plot").wait_for(timeout=90_000)
+            page.get_by_role("button", name=PLAY_BUTTON).click()
+            page.wait_for_selector(f"{STATUS_SELECTOR}:has-text('training')", timeout=60_000)
+            step = read_status(page)[0]
+            frames_blank, panels_blank = blank_panels_in_burst(page)
+            assert read_status(page)[0] > step  # it trained (and redrew) during the burst
+            assert (frames_blank, panels_blank) == (0, 0), (
+                f"{frames_blank} of {BURST_FRAMES} frames had a blank panel"
+            )
+            page.get_by_role("button", name=PAUSE_BUTTON).click()
+            page.wait_for_selector(f"{STATUS_SELECTOR}:has-text('paused')", timeout=60_000)
         finally:
             browser.close()

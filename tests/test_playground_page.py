@@ -56,8 +56,8 @@ def test_page_renders_controls_and_the_four_live_panels() -> None:
     assert at.button(key="pg_pause").disabled and not at.button(key="pg_play").disabled
     assert _shown_step(at) == 0 and "paused" in _state(at)
     assert _metric(at, "Gaussian fit") == f"{data.gaussian_fit_nll(at.session_state.pg_run.train_points):.3f}"
-    charts = [chart for chart in at.get("plotly_chart")]
-    assert len(charts) == 4
+    charts = [chart.proto.component_name for chart in at.get("component_instance")]
+    assert charts == ["dashboard.live_chart.flowlab_live_chart"] * 4  # the four live panels
     assert at.session_state.pg_run.train_points.shape == (2000, 2)
 
 

@@ -19,6 +19,7 @@ import numpy as np
 import streamlit as st
 import torch
 
+from dashboard.widgets.live_chart import live_chart
 from dashboard.playground import data, figures
 from dashboard.playground.export import ExportPanels, panels_png
 from dashboard.playground.run import FlowSettings, History, PlaygroundRun, Race, model_names, one_thread
@@ -533,7 +534,7 @@ def _live_panels(run: PlaygroundRun, model: Flow, history: History, target: Targ
     for row in (("samples", "density"), ("grid", "loss")):
         for column, name in zip(st.columns(2), row, strict=True):
             with column, st.container(key=f"pg_panel_{name}"):
-                st.plotly_chart(panels[name], theme=None, key=f"pg_fig_{name}")
+                live_chart(panels[name], key=f"pg_fig_{name}")  # Plotly.react in place: no remount, zoom kept
     st.caption(
         "**Left top**: orange = the data, blue = x = F(z) for a fixed set of z from the prior. "
         "**Right top**: the model's exact density p(x) = p_z(F⁻¹(x))·|det ∂F⁻¹/∂x|. "
