@@ -12,6 +12,7 @@ from streamlit.testing.v1 import AppTest
 
 from dashboard.playground import data
 from dashboard.playground.page import DEFAULTS, LIVE_TABS
+from dashboard.widgets import live_chart
 
 PAGE = Path(__file__).resolve().parents[1] / "pages" / "playground.py"
 
@@ -57,7 +58,7 @@ def test_page_renders_controls_and_the_four_live_panels() -> None:
     assert _shown_step(at) == 0 and "paused" in _state(at)
     assert _metric(at, "Gaussian fit") == f"{data.gaussian_fit_nll(at.session_state.pg_run.train_points):.3f}"
     charts = [chart.proto.component_name for chart in at.get("component_instance")]
-    assert charts == ["dashboard.live_chart.flowlab_live_chart"] * 4  # the four live panels
+    assert charts == [live_chart._component.name] * 4  # the four live panels, updated in place
     assert at.session_state.pg_run.train_points.shape == (2000, 2)
 
 
