@@ -15,8 +15,9 @@ import streamlit as st
 
 from dashboard import access
 from dashboard.score_view import score_table
-from dashboard.services.run_manager import LIVE_STATES, RunManager, RunSnapshot, import_checkpoint
+from dashboard.services.run_manager import LIVE_STATES, RunManager, RunSnapshot
 from dashboard.services.state import run_curves, run_info, run_infos, run_manager, run_quality
+from dashboard.services.uploads import import_checkpoint
 from dashboard.text import plain
 from dashboard.train.image_options import image_options
 from dashboard.widgets import charts, images
