@@ -150,12 +150,7 @@ def run_infos(root: str | Path | None = None) -> list[RunInfo]:
 
     A folder is read again only when one of its files changed, so pages stay fast with many long runs.
     """
-    root = Path(root) if root is not None else runs_root()
-    if not root.is_dir():
-        return []
-    folders = [p for p in root.iterdir() if p.is_dir() and (p / runs.CONFIG_FILE).is_file()]
-    infos = [run_info(folder) for folder in folders]
-    return sorted(infos, key=lambda info: info.updated, reverse=True)
+    return runs.list_runs(root if root is not None else runs_root(), read=run_info)
 
 
 @st.cache_data(show_spinner=False, max_entries=4)
