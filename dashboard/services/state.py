@@ -7,6 +7,7 @@ Environment variables the dashboard reads:
 - ``FLOWLAB_FASHION_MNIST_DIR``: the Fashion-MNIST folder (default ``data/fashion-mnist``, else Debian's
   ``/usr/share/datasets/fashion-mnist`` when that holds the files).
 - ``FLOWLAB_MAX_RUNS``: runs that may train at once (default 1 on a CPU machine, one per GPU).
+- ``FLOWLAB_EXAMPLES_DIR``: the shipped example runs (default ``examples/runs`` in the repository).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from flows.data.location import image_data_dir, split_present
 from flows.evaluation import Judge, judge_cached, load_judge
 from flows.models import Flow
 from flows.training import RunInfo, TrainConfig, runs
+from flows.training.examples import examples_dir, list_examples
 
 MAX_RUNS_ENV = "FLOWLAB_MAX_RUNS"
 
@@ -154,6 +156,21 @@ def run_infos(root: str | Path | None = None) -> list[RunInfo]:
     folders = [p for p in root.iterdir() if p.is_dir() and (p / runs.CONFIG_FILE).is_file()]
     infos = [run_info(folder) for folder in folders]
     return sorted(infos, key=lambda info: info.updated, reverse=True)
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def _examples(root: str) -> list[RunInfo]:
+    return list_examples(root)
+
+
+def example_infos() -> list[RunInfo]:
+    """The shipped, read-only example runs (``flows.training.examples``), read once per server."""
+    return _examples(str(examples_dir()))
+
+
+def runs_and_examples() -> list[RunInfo]:
+    """The runs folder's runs holding weights, most recent first, then the examples."""
+    return [info for info in run_infos() if info.checkpoints and info.config is not None] + example_infos()
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
