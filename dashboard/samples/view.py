@@ -18,7 +18,7 @@ from dashboard.score_view import score_table
 from dashboard.services import state
 from dashboard.services.state import run_model, test_images, test_labels
 from dashboard.text import plain
-from dashboard.train.view import DATASET_LABELS, model_label
+from dashboard.train.labels import DATASET_LABELS, model_label
 from dashboard.widgets import charts, images
 from flows import sampling
 from flows.data import make_toy

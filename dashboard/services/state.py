@@ -18,11 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import streamlit as st
-import torch
 from torch import Tensor
 
 from dashboard.services.run_manager import RunManager, default_max_concurrent
-from dashboard.services.threads import training_threads
+from dashboard.services.threads import torch_ready  # pages call state.torch_ready()
 from dashboard.widgets.charts import Curves, read_curves
 from flows.data import load_mnist
 from flows.data.location import image_data_dir, split_present
@@ -113,13 +112,6 @@ def run_model(run_path: str | Path, which: str = "last") -> tuple[Flow, TrainCon
     return model, config
 
 
-def torch_ready() -> None:
-    """Caps torch's threads at all cores but one for page computations too, as for training: an
-    oversubscribed CPU slows every torch thread down (OpenMP threads wait for each other)."""
-    if torch.get_num_threads() > training_threads():
-        torch.set_num_threads(training_threads())
-
-
 def _run_signature(path: Path) -> tuple:
     """What a run folder's summary depends on: its files' sizes and times, and whether its process lives."""
     files = [path / runs.CONFIG_FILE, path / runs.STATUS_FILE, path / runs.METRICS_FILE]
@@ -150,12 +142,7 @@ def run_infos(root: str | Path | None = None) -> list[RunInfo]:
 
     A folder is read again only when one of its files changed, so pages stay fast with many long runs.
     """
-    root = Path(root) if root is not None else runs_root()
-    if not root.is_dir():
-        return []
-    folders = [p for p in root.iterdir() if p.is_dir() and (p / runs.CONFIG_FILE).is_file()]
-    infos = [run_info(folder) for folder in folders]
-    return sorted(infos, key=lambda info: info.updated, reverse=True)
+    return runs.list_runs(root if root is not None else runs_root(), read=run_info)
 
 
 @st.cache_data(show_spinner=False, max_entries=4)

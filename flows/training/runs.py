@@ -25,6 +25,7 @@ import re
 import socket
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -371,12 +372,16 @@ def run_info(run_path: str | Path) -> RunInfo:
     )
 
 
-def list_runs(root: str | Path) -> list[RunInfo]:
-    """Every run folder (a folder with config.json) in ``root``, most recently updated first."""
+def list_runs(root: str | Path, read: Callable[[Path], RunInfo] = run_info) -> list[RunInfo]:
+    """Every run folder (a folder with config.json) in ``root``, most recently updated first.
+
+    ``read(folder)`` summarises one folder (:func:`run_info` by default; the dashboard passes a cached
+    one that reads a folder again only when its files changed).
+    """
     root = Path(root)
     if not root.is_dir():
         return []
-    infos = [run_info(p) for p in root.iterdir() if p.is_dir() and (p / CONFIG_FILE).is_file()]
+    infos = [read(p) for p in root.iterdir() if p.is_dir() and (p / CONFIG_FILE).is_file()]
     return sorted(infos, key=lambda info: info.updated, reverse=True)
 
 
