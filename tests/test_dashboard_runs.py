@@ -239,7 +239,7 @@ def test_curves_figure_overlays_runs_in_bits_per_dim() -> None:
     assert figure.layout.yaxis.title.text == "bits / dim"
 
 
-@pytest.mark.parametrize("name", ["run_manager", "run_record", "live_samples", "loop", "threads"])
+@pytest.mark.parametrize("name", ["run_manager", "run_record", "live_samples", "loop", "threads", "uploads"])
 def test_the_training_thread_code_never_imports_streamlit(name: str) -> None:
     """These modules run in training threads: Streamlit must not be called there, so it is not imported."""
     import ast

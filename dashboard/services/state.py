@@ -18,11 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import streamlit as st
-import torch
 from torch import Tensor
 
 from dashboard.services.run_manager import RunManager, default_max_concurrent
-from dashboard.services.threads import training_threads
+from dashboard.services.threads import torch_ready  # pages call state.torch_ready()
 from dashboard.widgets.charts import Curves, read_curves
 from flows.data import load_mnist
 from flows.data.location import image_data_dir, split_present
@@ -111,13 +110,6 @@ def run_model(run_path: str | Path, which: str = "last") -> tuple[Flow, TrainCon
     modified = path.stat().st_mtime if path.is_file() else 0.0
     model, config = _run_model(str(run_path), which, modified)
     return model, config
-
-
-def torch_ready() -> None:
-    """Caps torch's threads at all cores but one for page computations too, as for training: an
-    oversubscribed CPU slows every torch thread down (OpenMP threads wait for each other)."""
-    if torch.get_num_threads() > training_threads():
-        torch.set_num_threads(training_threads())
 
 
 def _run_signature(path: Path) -> tuple:
