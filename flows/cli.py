@@ -54,6 +54,7 @@ from flows.training.distributed import (
 )
 from flows.training.events import Listener
 from flows.training.export import CONFIG_FILE, MODEL_FILE, export_run
+from flows.training.extend import extension
 from flows.training.factory import check_memory
 from flows.training.flags import add_config_flags, config_values
 from flows.training.tensorboard import INSTALL_HINT, TensorBoardLogger, tensorboard_available
@@ -99,6 +100,16 @@ def build_parser(suppress_defaults: bool = False, prog: str = "main.py") -> argp
         + " may differ from the run's",
         **run_options,
     )
+    for flag, kind, what in (("--more-steps", int, "steps"), ("--more-minutes", float, "minutes")):
+        parser.add_argument(
+            flag,
+            type=kind,
+            metavar="N",
+            help=f"with --resume: train N more {what} past the run's last checkpoint (its total grows by "
+            "N); a constant schedule goes on as one longer run would, cosine and linear are laid again "
+            "over the new total (flows/training/extend.py)",
+            **run_options,
+        )
     parser.add_argument(
         "--export",
         metavar="RUN_DIR",
@@ -133,10 +144,16 @@ def make_config(argv: Sequence[str], prog: str = "main.py") -> tuple[TrainConfig
     args = build_parser(prog=prog).parse_args(argv)
     given = config_values(build_parser(suppress_defaults=True, prog=prog).parse_args(argv))
     if args.resume is None:
+        if args.more_steps is not None or args.more_minutes is not None:
+            raise ValueError("--more-steps and --more-minutes extend a run: name it with --resume RUN_DIR")
         config, _ = plan_data(preset_config(given).validate())
         return config, args
     if args.run_name is not None:
         raise ValueError("--run-name names a new run; it cannot be combined with --resume")
+    if args.more_steps is not None or args.more_minutes is not None:
+        if "steps" in given or "minutes" in given:
+            raise ValueError("give the new total (--steps, --minutes) or how much more (--more-*), not both")
+        given.update(extension(args.resume, args.more_steps or 0, args.more_minutes or 0.0))
     return runs.read_config(args.resume).resumed(given, describe=TrainConfig.flag), args
 
 
@@ -319,11 +336,9 @@ def _main(argv: list[str], prog: str, local_rank: int, world_size: int, show: bo
             return _fail(_describe_os_error(error), EXIT_USAGE, show, prog)
         if trainer.time_is_up() or (not config.minutes and trainer.step >= config.steps):
             if show and config.minutes:
-                print(f"{run_dir} already trained its {config.minutes:g} minutes; pass a larger --minutes")
+                print(f"{run_dir} already trained its {config.minutes:g} minutes; pass --more-minutes N")
             elif show:
-                print(
-                    f"{run_dir} already reached step {trainer.step}; pass --steps N > {trainer.step} to go on"
-                )
+                print(f"{run_dir} already reached step {trainer.step}; pass --more-steps N to go on")
             return EXIT_FINISHED
         try:
             return _train(trainer, run_dir, config, args, show, prog, session)
