@@ -140,7 +140,7 @@ def blank_panels_in_burst(page, frames: int = BURST_FRAMES) -> tuple[int, int, i
 
 def seconds_until(page, selector: str, click: str) -> float:
     """Seconds from clicking the button named ``click`` until ``selector`` is on the page (a measurement)."""
-    button = page.get_by_role("button", name=click)
+    button = page.get_by_role("button", name=click, exact=True)
     button.wait_for(timeout=60_000)
     started = time.monotonic()
     button.click(timeout=120_000)
@@ -156,6 +156,7 @@ def wait_for_panels(page) -> None:
 
 
 @pytest.mark.browser
+@pytest.mark.timeout(1800)  # 40 screenshots of a page that trains: many seconds each on a loaded machine
 @pytest.mark.parametrize("viewport", VIEWPORTS, ids=lambda size: f"{size['width']}x{size['height']}")
 def test_no_panel_goes_blank_while_playing(dashboard_url: str, viewport: dict) -> None:
     """A 40-frame burst while training: no blank panel, no header "Stop"; Pause and Play answer (printed)."""
@@ -210,7 +211,7 @@ def test_projector_layout_fits_one_screen_with_nothing_clipped(dashboard_url: st
             wait_for_panels(page)
             page.wait_for_timeout(1500)  # the panels size themselves to the window once drawn
             boxes = {
-                name: page.get_by_role("button", name=name).bounding_box()
+                name: page.get_by_role("button", name=name, exact=True).bounding_box()
                 for name in ("Play", "Pause", "Step", "Reset")
             }
             boxes["status"] = page.locator(STATUS_SELECTOR).bounding_box()
