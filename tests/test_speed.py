@@ -147,9 +147,10 @@ def test_trainer_uses_fused_adamw_and_leaves_malloc_to_the_process(monkeypatch: 
 
 def test_main_tunes_malloc_before_training(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     from flows import cli
+    from flows.cli import command
 
     calls = []
-    monkeypatch.setattr(cli, "tune_malloc", lambda: calls.append(1) or True)
+    monkeypatch.setattr(command, "tune_malloc", lambda: calls.append(1) or True)
     argv = ["--dataset", "moons", "--toy-points", "256", "--hidden", "16", "--blocks", "1", "--steps", "2"]
     argv += ["--eval-every", "0", "--runs-dir", str(tmp_path), "--no-progress"]
     assert cli.main(argv) == 0
