@@ -77,11 +77,13 @@ class BestWatch:
         step: int,
         elapsed: float,
         loss: float,
+        test_bits: float | None,
         train_bits: float | None,
         bits: Callable[[float], float | None],
     ) -> tuple[bool, OverfitEvent | None]:
-        """Takes an evaluation's test ``loss``; returns whether it is a new best, and an
-        :class:`OverfitEvent` when it shows overfitting. ``bits`` turns nats into bits/dim (None for toys)."""
+        """Takes an evaluation's test ``loss`` (nats) and ``test_bits`` (its bits/dim; None for the toys);
+        returns whether it is a new best, and an :class:`OverfitEvent` when it shows overfitting.
+        ``bits`` turns nats into bits/dim, for the best loss."""
         improved = math.isfinite(loss) and (self.best_test_loss is None or loss < self.best_test_loss)
         best_bits = None if self.best_test_loss is None else bits(self.best_test_loss)
         if improved:
@@ -89,7 +91,6 @@ class BestWatch:
             self.evals_since_best = 0
             return True, None
         self.evals_since_best += 1
-        test_bits = bits(loss)
         overfit = (
             None not in (test_bits, best_bits, train_bits, self.best_train_bits)
             and test_bits > best_bits + OVERFIT_MARGIN_BITS

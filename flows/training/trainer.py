@@ -371,7 +371,12 @@ class Trainer:
             with self.evaluation_weights() as model:
                 score = self.sample_scorer(model)
         improved, overfit = self.watch.observe(
-            self.step, self.elapsed, record.test_loss, train_bits, self._bits_per_dim
+            self.step,
+            self.elapsed,
+            record.test_loss,
+            record.test_bits_per_dim,
+            train_bits,
+            self._bits_per_dim,
         )
         emit(replace(record, best=improved, train_bits_per_dim=train_bits, sample_score=score))
         if improved:
