@@ -94,8 +94,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{quality.TEMPERATURE}, {args.samples} scored.",
         "",
         "| family | changed from the preset | settings | params | steps | held-out bits/dim "
-        "| recognised | Frechet |",
-        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |",
+        "| recognised | class entropy bits | Frechet |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for name in names:
         for overrides in CANDIDATES[name]:
@@ -103,16 +103,17 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{family.name}: {_describe(overrides)}", file=sys.stderr, flush=True)
             result = quality.train_for(family, train, heldout, args.minutes * 60, args.seed, 2)
             model = result.pop("model")
-            recognised = frechet = ""
+            recognised = entropy = frechet = ""
             if not family.flat:
                 with torch.random.fork_rng():
                     torch.manual_seed(args.seed)
                     score = judge.score(family.sample(model, args.samples, quality.TEMPERATURE))
                 recognised, frechet = f"{score.recognised:.0%}", f"{score.frechet:.1f}"
+                entropy = f"{score.class_entropy_bits:.2f}"
             row = (
                 f"| {family.name} | {_describe(overrides)} | {quality.describe(family.settings)} "
                 f"| {quality.parameter_count(model):,} | {result['steps']:,} | {result['bits_per_dim']:.3f} "
-                f"| {recognised} | {frechet} |"
+                f"| {recognised} | {entropy} | {frechet} |"
             )
             print(row, flush=True)
             lines.append(row)

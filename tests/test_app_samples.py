@@ -49,6 +49,7 @@ def widget(app: AppTest, key: str):
 
 
 def test_without_a_run_it_says_what_to_do(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FLOWLAB_EXAMPLES_DIR", str(tmp_path / "no-examples"))  # a clone without examples
     app = samples_page(tmp_path / "no-data", tmp_path / "no-runs", monkeypatch)
     assert not app.exception
     assert any("No trained run yet" in info.value and "Train" in info.value for info in app.info)

@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 import torch
 
-from dashboard.services.run_manager import RunManager, import_checkpoint, read_checkpoint_bytes
+from dashboard.services.run_manager import RunManager
 from dashboard.services.threads import training_threads
+from dashboard.services.uploads import import_checkpoint, read_checkpoint_bytes
 from dashboard.widgets import charts
 from flows.data.location import HOLDOUT_IMAGES as HOLDOUT_DIGITS
 from flows.data.location import plan_image_data
@@ -238,16 +239,17 @@ def test_curves_figure_overlays_runs_in_bits_per_dim() -> None:
     assert figure.layout.yaxis.title.text == "bits / dim"
 
 
-def test_the_training_thread_code_never_imports_streamlit() -> None:
-    """run_manager.py runs in training threads: Streamlit must not be called there, so it is not imported."""
+@pytest.mark.parametrize("name", ["run_manager", "run_record", "live_samples", "loop", "threads", "uploads"])
+def test_the_training_thread_code_never_imports_streamlit(name: str) -> None:
+    """These modules run in training threads: Streamlit must not be called there, so it is not imported."""
     import ast
+    import importlib
 
-    import dashboard.services.run_manager as module
-
+    module = importlib.import_module(f"dashboard.services.{name}")
     tree = ast.parse(Path(module.__file__).read_text())
     imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
     imported |= {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
-    assert not any(name.split(".")[0] == "streamlit" for name in imported)
+    assert not any(found.split(".")[0] == "streamlit" for found in imported)
 
 
 def test_histogram_bins_the_bulk_and_counts_the_outliers() -> None:

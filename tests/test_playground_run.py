@@ -11,11 +11,11 @@ import pytest
 import torch
 from PIL import Image
 
-from dashboard.playground import run as playground_run
 from dashboard.playground.data import toy_points
 from dashboard.playground.export import ExportPanels, panels_png
 from dashboard.playground.figures import block_means, smooth
-from dashboard.playground.run import BackgroundLoop, FlowSettings, PlaygroundRun, Race
+from dashboard.playground.run import FlowSettings, PlaygroundRun, Race
+from dashboard.services.loop import BackgroundLoop
 from dashboard.services.threads import one_thread
 from flows import toy_views as views
 
@@ -100,10 +100,11 @@ def test_play_trains_in_the_background_and_pause_stops_it() -> None:
     assert run.steps_done == stopped == run.trainer.step
 
 
-def test_background_loop_stops_without_heartbeat_and_reports_errors(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(playground_run, "HEARTBEAT_TIMEOUT", 0.2)
+def test_background_loop_stops_without_heartbeat_and_reports_errors() -> None:
     calls = []
-    loop = BackgroundLoop(lambda: calls.append(1) or time.sleep(0.01) or True, name="test")
+    loop = BackgroundLoop(
+        lambda: calls.append(1) or time.sleep(0.01) or True, name="test", heartbeat_timeout=0.2
+    )
     loop.start()
     _wait_for(lambda: not loop.running, seconds=10)  # nobody touched it: it stopped by itself
     assert calls and loop.error is None

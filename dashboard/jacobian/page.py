@@ -27,7 +27,7 @@ from dashboard.services import state
 from dashboard.text import plain
 from dashboard.widgets.maths import read_doc, render_markdown_with_latex
 from flows import registry
-from flows.training import list_runs, runs
+from flows.training import runs
 
 TOLERANCE = 1e-6
 
@@ -69,18 +69,15 @@ def render() -> None:
     )
     state.torch_ready()
     images = state.test_images("mnist")
-    trained = {
-        f"Run {info.run_id}": info
-        for info in list_runs(state.runs_root())
-        if info.checkpoints and info.config
-    }
+    trained = {f"Run {info.label}": info for info in state.runs_and_examples()}  # examples last
     model_column, settings_column, input_column = st.columns([2, 2, 3])
     with model_column:
         choice = st.selectbox("Model", [*FRESH, *trained], key="jacobian_model")
-        if not trained:
+        if all(info.example for info in trained.values()):
             st.caption(
                 f"No trained runs in `{state.runs_root()}` yet: start one on the **Train** page (or with "
-                "`python main.py`) and it appears here. A fresh model checks the same formulas."
+                "`python main.py`) and it appears here; the shipped examples are at the end of the list. "
+                "A fresh model checks the same formulas."
             )
     with settings_column:
         if choice in FRESH:

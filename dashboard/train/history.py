@@ -8,8 +8,9 @@ import numpy as np
 import streamlit as st
 
 from dashboard import access
-from dashboard.services.run_manager import RunManager, import_checkpoint
+from dashboard.services.run_manager import RunManager
 from dashboard.services.state import run_infos, run_manager
+from dashboard.services.uploads import import_checkpoint
 from dashboard.text import plain
 from dashboard.train.labels import DATASET_LABELS, model_label
 from dashboard.train.run_view import load_view
