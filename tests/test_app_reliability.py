@@ -12,6 +12,7 @@ from streamlit.testing.v1 import AppTest
 
 from dashboard import access
 from dashboard.playground.data import UPLOAD_TARGET
+from dashboard.services.form_limits import FORM_MAXIMA
 from dashboard.text import plain
 from flows import limits
 from flows.training import TrainConfig, runs
@@ -63,6 +64,7 @@ BAD_UPLOADS = {
     "step text": ({"step": "abc"}, '"step" must be a non-negative integer'),
     "huge model": ({"config": {"hidden": [30000, 30000], "blocks": 16}}, "more than the limit of 2.0 GiB"),
     "huge samples": ({"config": {"sample_count": 10**9}}, "sample_count must be at most"),
+    "beyond the form": ({"config": {"minutes": 10**5}}, "minutes must be at most 1,440"),
     "weights of another model": ({"config": {"hidden": [9]}}, "another architecture"),
     "config not a dict": ({"config": [1]}, "training config is invalid"),
 }
@@ -87,6 +89,15 @@ def test_an_upload_cannot_choose_the_servers_folders(runs_dir: Path, good_state:
     (imported,) = runs_dir.glob("upload-moons-*")
     config = runs.read_config(imported)
     assert (config.data_dir, config.num_threads) == ("", 0)
+
+
+def test_the_train_form_and_the_upload_check_share_their_bounds(runs_dir: Path) -> None:
+    app = page("pages/train.py")
+    app.selectbox(key="train_dataset").set_value("moons").run()
+    bounded = {"blocks", "lr", "batch_size", "steps", "eval_every", "seed", "minutes", "early_stop"}
+    keys = {name: f"train_{name}" for name in bounded} | {"warmup_steps": "train_warmup"}
+    for name, key in keys.items():
+        assert app.number_input(key=key).max == pytest.approx(FORM_MAXIMA[name]), name
 
 
 def test_the_train_page_refuses_a_model_that_would_exhaust_memory(runs_dir: Path) -> None:

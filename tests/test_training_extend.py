@@ -88,3 +88,59 @@ def test_a_step_count_cannot_turn_into_a_time_budget_on_resume() -> None:
         toy_config().resumed({"minutes": 1.0})
     assert raised.value.field == "minutes"
     assert toy_config(minutes=1.0).resumed({"minutes": 2.0}).minutes == 2.0
+
+
+def call_main(argv: list[object]) -> int:
+    """flows.cli.main (what main.py runs) in this process; its exit code."""
+    from flows import cli
+
+    try:
+        return cli.main([str(a) for a in argv])
+    except SystemExit as exit_:
+        return int(exit_.code)
+
+
+def test_main_more_steps_extends_a_finished_run_as_one_longer_run(tmp_path: Path, capsys) -> None:
+    common = ["--dataset", "moons", "--toy-points", "2000", "--hidden", "32", "--blocks", "2"]
+    common += ["--threads", "1"]
+    common += ["--schedule", "constant", "--warmup-steps", "5", "--eval-every", "0", "--no-progress"]
+    common += ["--runs-dir", tmp_path]
+    assert call_main([*common, "--steps", "60", "--run-name", "whole"]) == 0
+    assert call_main([*common, "--steps", "30", "--run-name", "parted"]) == 0
+    parted = tmp_path / "parted"
+    capsys.readouterr()
+    assert call_main(["--resume", parted, "--no-progress"]) == 0
+    assert "pass --more-steps N to go on" in capsys.readouterr().out
+    assert call_main(["--resume", parted, "--more-steps", "30", "--no-progress"]) == 0
+    assert "starting at step 30 of 60" in capsys.readouterr().out
+    whole = runs.load_checkpoint(runs.checkpoint_path(tmp_path / "whole", "last"))
+    extended = runs.load_checkpoint(runs.checkpoint_path(parted, "last"))
+    assert extended["step"] == whole["step"] == 60
+    for name, tensor in whole["model"].items():
+        assert torch.equal(tensor, extended["model"][name]), name
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--more-steps", "5"], "name it with --resume RUN_DIR"),
+        (["--resume", "{run}", "--more-steps", "5", "--steps", "90"], "not both"),
+        (["--resume", "{run}", "--more-minutes", "1"], "extend it by steps"),
+        (["--resume", "{run}", "--more-steps", "-3"], "a positive number of steps or of minutes"),
+    ],
+)
+def test_main_explains_a_wrong_extension_in_one_line(tmp_path: Path, capsys, flags, message) -> None:
+    run = runs.create_run(tmp_path, toy_config(), name="run")
+    train(run)
+    capsys.readouterr()
+    assert call_main([f.format(run=run) for f in flags]) == 2
+    error = capsys.readouterr().err
+    assert message in error and error.count("\n") == 1
+    assert runs.read_config(run).steps == 30
+
+
+def test_main_help_says_how_the_schedule_is_treated(capsys) -> None:
+    assert call_main(["--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--more-steps N with --resume: train N more steps" in text
+    assert "cosine and linear are laid again over the new total" in text

@@ -25,6 +25,7 @@ from torch import Tensor
 
 from dashboard.services.loop import BackgroundLoop
 from dashboard.services.threads import one_thread
+from dashboard.services.turns import PLAYGROUND_TURNS
 from flows import Flow, registry
 from flows.training import NanEvent, TrainConfig, Trainer
 
@@ -157,7 +158,10 @@ class PlaygroundRun(_Background):
         #: Held for each optimizer step and for copying the weights out.
         self.lock = threading.RLock()
         self._loop = BackgroundLoop(
-            self._train_chunk, name=f"playground-{settings.model}", heartbeat_timeout=HEARTBEAT_TIMEOUT
+            self._train_chunk,
+            name=f"playground-{settings.model}",
+            heartbeat_timeout=HEARTBEAT_TIMEOUT,
+            turns=PLAYGROUND_TURNS,
         )
         self._view_model = copy.deepcopy(self.model).requires_grad_(False)
 
@@ -296,7 +300,10 @@ class Race(_Background):
         }
         self.final_nll: dict[str, float] = {}
         self._loop = BackgroundLoop(
-            lambda: self.advance(chunk=5), name="playground-race", heartbeat_timeout=HEARTBEAT_TIMEOUT
+            lambda: self.advance(chunk=5),
+            name="playground-race",
+            heartbeat_timeout=HEARTBEAT_TIMEOUT,
+            turns=PLAYGROUND_TURNS,
         )
 
     @property

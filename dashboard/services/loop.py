@@ -28,6 +28,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from dashboard.services.threads import one_thread
+from dashboard.services.turns import Turns
 
 #: Seconds a server shutdown waits, in all, for background threads to finish (final checkpoints).
 SHUTDOWN_WAIT_S = 10.0
@@ -50,6 +51,8 @@ class BackgroundLoop:
         heartbeat_timeout: seconds without :meth:`touch` after which the loop stops (None: never).
         single_thread: run ``work`` with one torch intra-op thread (``threads.one_thread``), for tiny
             models; False leaves the count to ``work`` (a trainer sets its own).
+        turns: a gate shared with other loops (:mod:`dashboard.services.turns`): each call of ``work``
+            waits for its fair turn. None: no gate.
     """
 
     def __init__(
@@ -58,8 +61,10 @@ class BackgroundLoop:
         name: str,
         heartbeat_timeout: float | None = None,
         single_thread: bool = True,
+        turns: Turns | None = None,
     ) -> None:
         self.work, self.name = work, name
+        self.turns = turns
         self.heartbeat_timeout = heartbeat_timeout
         self.single_thread = single_thread
         self.error: str | None = None
@@ -152,7 +157,9 @@ class BackgroundLoop:
         with one_thread() if self.single_thread else contextlib.nullcontext():
             while not self._stop.is_set() and not self._silent():
                 try:
-                    if not self.work():
+                    with self.turns.turn() if self.turns is not None else contextlib.nullcontext():
+                        more = self.work()
+                    if not more:
                         return
                 except Exception as error:  # shown on the page, not a silent dead thread
                     self.error = f"training stopped: {type(error).__name__}: {error}"

@@ -15,6 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from dashboard.services.form_limits import FORM_MAXIMA
 from flows.training import TrainConfig, runs
 from flows.training.checkpoints import check_state, read_checkpoint
 from flows.training.factory import check_memory
@@ -48,25 +49,6 @@ def read_checkpoint_bytes(data: bytes) -> tuple[dict[str, Any], TrainConfig]:
     return state, config
 
 
-#: Upper bounds of the fields the Train page's form bounds (its widgets' max_value), applied to uploads;
-#: the lower bounds are TrainConfig.validate's.
-UPLOAD_MAXIMA = {
-    "blocks": 16,
-    "batch_size": 4096,
-    "steps": 1_000_000,
-    "eval_every": 100_000,
-    "warmup_steps": 100_000,
-    "seed": 2**31 - 1,
-    "lr": 1.0,
-    "eval_batch_size": 10_000,
-    "checkpoint_every": 1_000_000,
-    "log_every": 1_000_000,
-    "sample_count": 256,
-    "toy_points": 1_000_000,
-    "nan_retries": 1000,
-}
-
-
 def uploaded_config(config: TrainConfig) -> TrainConfig:
     """An uploaded checkpoint's config, checked as if a visitor had typed it.
 
@@ -75,7 +57,7 @@ def uploaded_config(config: TrainConfig) -> TrainConfig:
     model must fit the memory limit. ValueError (one line, naming the field) otherwise.
     """
     config = replace(config, data_dir="", num_threads=0).validate()
-    for name, highest in UPLOAD_MAXIMA.items():
+    for name, highest in FORM_MAXIMA.items():
         value = getattr(config, name)
         if value > highest:
             raise ValueError(f"{name} must be at most {highest:,}, got {value:,}")

@@ -1,4 +1,4 @@
-"""The run panel's buttons: Pause, Resume, Stop, Continue, and the checkpoint downloads."""
+"""The run panel's buttons: Pause, Resume, Stop, Continue, Continue for N more steps, the downloads."""
 
 from __future__ import annotations
 
@@ -9,6 +9,14 @@ from dashboard.services.run_manager import LIVE_STATES, RunManager
 from dashboard.text import plain
 from dashboard.train.run_view import RunView
 from flows.training import runs
+from flows.training.extend import extension
+
+#: How an extension treats the learning-rate schedule (flows/training/extend.py).
+EXTEND_HELP = (
+    "Trains on from the last checkpoint to a larger total, exactly as a resume. A constant schedule "
+    "continues as one longer run would; cosine and linear are laid again over the new total, so the rate "
+    "rises from the old end's floor to the longer schedule's value."
+)
 
 
 def run_controls(manager: RunManager, view: RunView) -> None:
@@ -41,6 +49,8 @@ def run_controls(manager: RunManager, view: RunView) -> None:
                 width="stretch",
             )
     can_continue = state in ("created", "stopped", "interrupted", "failed") and view.step < view.steps
+    if view.config is not None and not can_continue and state not in LIVE_STATES:
+        extend_control(manager, view)
     if not can_continue or view.config is None:
         return
     continue_clicked = columns[3].button(
@@ -59,6 +69,38 @@ def run_controls(manager: RunManager, view: RunView) -> None:
             st.error(plain(error), icon=":material/error:")
         else:
             access.started_runs().append(run_id)
+            st.rerun(scope="app")
+
+
+def extend_control(manager: RunManager, view: RunView) -> None:
+    """ "Continue for N more steps" on a run that ended: a resume to a larger total (training/extend.py)."""
+    assert view.config is not None
+    if view.config.minutes:
+        st.caption(
+            f"This run trained for a time budget; extend it in a terminal: `python main.py --resume "
+            f"{view.path} --more-minutes 5`."
+        )
+        return
+    allowed = access.can_control()
+    left, right = st.columns([1, 2], vertical_alignment="bottom")
+    more = left.number_input(
+        "More steps", 1, 10**7, max(100, view.steps // 2), 100, key=f"extend-steps-{view.run_id}"
+    )
+    clicked = right.button(
+        f"Continue for {int(more):,} more steps",
+        icon=":material/fast_forward:",
+        key=f"extend-{view.run_id}",
+        disabled=not allowed,
+        help=access.LOCKED_HELP if not allowed else EXTEND_HELP,
+    )
+    if clicked and allowed:
+        try:
+            access.check_queue_room(set(manager.active_ids()))
+            manager.continue_run(view.run_id, extension(view.path, more_steps=int(more))["steps"])
+        except (OSError, ValueError) as error:
+            st.error(plain(error), icon=":material/error:")
+        else:
+            access.started_runs().append(view.run_id)
             st.rerun(scope="app")
 
 

@@ -8,6 +8,7 @@ from typing import Any
 import streamlit as st
 
 from dashboard import access
+from dashboard.services.form_limits import FORM_MAXIMA as MAX
 from dashboard.services.run_manager import RunManager
 from dashboard.text import plain
 from dashboard.train.image_options import image_options
@@ -93,7 +94,7 @@ def settings_panel(manager: RunManager) -> Settings:
         image_values = image_options(family, slots)
     else:
         left, right = st.columns(2)
-        blocks = _number(left, slots, "blocks", "Blocks (f0 ∘ f1 pairs)", 1, 16)
+        blocks = _number(left, slots, "blocks", "Blocks (f0 ∘ f1 pairs)", 1, MAX["blocks"])
         hidden_text = right.text_input(
             "Hidden sizes",
             ", ".join(map(str, PRESET.hidden)),
@@ -104,36 +105,50 @@ def settings_panel(manager: RunManager) -> Settings:
         activation = _choice(left, slots, "activation", "Activation")
         prior = _choice(right, slots, "prior", "Prior")
     left, right = st.columns(2)
-    lr = _number(left, slots, "lr", "Learning rate", 1e-6, 1.0, step=1e-4, format="%.4f")
+    lr = _number(left, slots, "lr", "Learning rate", 1e-6, MAX["lr"], step=1e-4, format="%.4f")
     batch_size = _number(
         right,
         slots,
         "batch_size",
         "Batch size",
         1,
-        4096,
+        MAX["batch_size"],
         value=int(image_values.pop("batch_size", PRESET.batch_size)),
     )
-    steps = _number(left, slots, "steps", "Steps", 1, 1_000_000, step=100)
-    eval_every = _number(right, slots, "eval_every", "Test every (steps)", 0, 100_000, step=50)
+    steps = _number(left, slots, "steps", "Steps", 1, MAX["steps"], step=100)
+    eval_every = _number(right, slots, "eval_every", "Test every (steps)", 0, MAX["eval_every"], step=50)
     with st.expander("More settings"):
-        seed = _number(st, slots, "seed", "Seed", 0, 2**31 - 1)
+        seed = _number(st, slots, "seed", "Seed", 0, MAX["seed"])
         minutes = _number(
             st,
             slots,
             "minutes",
             "Time budget (minutes, 0: train for the steps above)",
             0.0,
-            24 * 60.0,
+            MAX["minutes"],
             step=1.0,
         )
         early_stop = _number(
-            st, slots, "early_stop", "Early stop after (tests without a new best, 0: never)", 0, 1000
+            st,
+            slots,
+            "early_stop",
+            "Early stop after (tests without a new best, 0: never)",
+            0,
+            MAX["early_stop"],
         )
         ema_decay = _number(
-            st, slots, "ema_decay", "Weight average decay (0: off)", 0.0, 0.9999, step=0.001, format="%.4f"
+            st,
+            slots,
+            "ema_decay",
+            "Weight average decay (0: off)",
+            0.0,
+            MAX["ema_decay"],
+            step=0.001,
+            format="%.4f",
         )
-        warmup = _number(st, slots, "warmup_steps", "Warmup steps", 0, 100_000, key="train_warmup")
+        warmup = _number(
+            st, slots, "warmup_steps", "Warmup steps", 0, MAX["warmup_steps"], key="train_warmup"
+        )
         name = st.text_input(
             "Run name (optional)", "", key="train_name", placeholder="e.g. mnist-wide"
         ).strip()

@@ -156,11 +156,9 @@ def _main(argv: list[str], prog: str, local_rank: int, world_size: int, show: bo
             return _fail(describe_os_error(error), EXIT_USAGE, show, prog)
         if trainer.time_is_up() or (not config.minutes and trainer.step >= config.steps):
             if show and config.minutes:
-                print(f"{run_dir} already trained its {config.minutes:g} minutes; pass a larger --minutes")
+                print(f"{run_dir} already trained its {config.minutes:g} minutes; pass --more-minutes N")
             elif show:
-                print(
-                    f"{run_dir} already reached step {trainer.step}; pass --steps N > {trainer.step} to go on"
-                )
+                print(f"{run_dir} already reached step {trainer.step}; pass --more-steps N to go on")
             return EXIT_FINISHED
         try:
             return _train(trainer, run_dir, config, args, show, prog, session)

@@ -10,6 +10,7 @@ from typing import Any, NoReturn
 
 from flows.speed import bf16_status
 from flows.training import TrainConfig, plan_data, preset_config, runs
+from flows.training.extend import extension
 from flows.training.flags import add_config_flags, config_values
 
 EXIT_USAGE = 2  # the exit code of invalid flags or data
@@ -52,6 +53,16 @@ def build_parser(suppress_defaults: bool = False, prog: str = "main.py") -> argp
         + " may differ from the run's",
         **run_options,
     )
+    for flag, kind, what in (("--more-steps", int, "steps"), ("--more-minutes", float, "minutes")):
+        parser.add_argument(
+            flag,
+            type=kind,
+            metavar="N",
+            help=f"with --resume: train N more {what} past the run's last checkpoint (its total grows by "
+            "N); a constant schedule goes on as one longer run would, cosine and linear are laid again "
+            "over the new total (flows/training/extend.py)",
+            **run_options,
+        )
     parser.add_argument(
         "--export",
         metavar="RUN_DIR",
@@ -86,10 +97,16 @@ def make_config(argv: Sequence[str], prog: str = "main.py") -> tuple[TrainConfig
     args = build_parser(prog=prog).parse_args(argv)
     given = config_values(build_parser(suppress_defaults=True, prog=prog).parse_args(argv))
     if args.resume is None:
+        if args.more_steps is not None or args.more_minutes is not None:
+            raise ValueError("--more-steps and --more-minutes extend a run: name it with --resume RUN_DIR")
         config, _ = plan_data(preset_config(given).validate())
         return config, args
     if args.run_name is not None:
         raise ValueError("--run-name names a new run; it cannot be combined with --resume")
+    if args.more_steps is not None or args.more_minutes is not None:
+        if "steps" in given or "minutes" in given:
+            raise ValueError("give the new total (--steps, --minutes) or how much more (--more-*), not both")
+        given.update(extension(args.resume, args.more_steps or 0, args.more_minutes or 0.0))
     return runs.read_config(args.resume).resumed(given, describe=TrainConfig.flag), args
 
 
