@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.browser import CHROMIUM, CHROMIUM_ARGS, missing_browser, streamlit_server
+from tests.browser import chromium, missing_browser, streamlit_server
 
 PLAY_BUTTON = "Play"  # get_by_role("button", name=...)
 PAUSE_BUTTON = "Pause"
@@ -89,21 +89,15 @@ def dashboard_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.mark.browser
 def test_play_advances_the_loss_and_changes_the_heatmap(dashboard_url: str) -> None:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1600, "height": 1000})
-            result = play_playground(page, dashboard_url, seconds=3.0)
-            assert result["step_before"] == 0
-            assert result["step_after"] > 0 and result["loss_after"] is not None
-            assert result["density_after"] != result["density_before"]  # the heatmap was redrawn, changed
-            paused = result["paused_step"]
-            page.wait_for_timeout(1500)
-            assert read_status(page)[0] == paused and not read_status(page)[2]  # paused means paused
-        finally:
-            browser.close()
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": 1600, "height": 1000})
+        result = play_playground(page, dashboard_url, seconds=3.0)
+        assert result["step_before"] == 0
+        assert result["step_after"] > 0 and result["loss_after"] is not None
+        assert result["density_after"] != result["density_before"]  # the heatmap was redrawn, changed
+        paused = result["paused_step"]
+        page.wait_for_timeout(1500)
+        assert read_status(page)[0] == paused and not read_status(page)[2]  # paused means paused
 
 
 PANEL_SELECTORS = tuple(f".st-key-pg_panel_{name}" for name in ("samples", "density", "grid", "loss"))
@@ -160,32 +154,26 @@ def wait_for_panels(page) -> None:
 @pytest.mark.parametrize("viewport", VIEWPORTS, ids=lambda size: f"{size['width']}x{size['height']}")
 def test_no_panel_goes_blank_while_playing(dashboard_url: str, viewport: dict) -> None:
     """A 40-frame burst while training: no blank panel, no header "Stop"; Pause and Play answer (printed)."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport=viewport)
-            open_playground(page, dashboard_url)
-            wait_for_panels(page)
-            page.get_by_role("button", name=PLAY_BUTTON).click()
-            page.wait_for_selector(f"{STATUS_SELECTOR}:has-text('training')", timeout=60_000)
-            step = read_status(page)[0]
-            frames_blank, panels_blank, frames_with_stop = blank_panels_in_burst(page)
-            assert read_status(page)[0] > step  # it trained (and redrew) during the burst
-            assert (frames_blank, panels_blank) == (0, 0), (
-                f"{frames_blank} of {BURST_FRAMES} frames had a blank panel ({panels_blank} panels)"
-            )
-            assert frames_with_stop == 0, f"the header showed a Stop button in {frames_with_stop} frames"
-            pause = seconds_until(page, f"{STATUS_SELECTOR}:has-text('paused')", PAUSE_BUTTON)
-            play = seconds_until(page, f"{STATUS_SELECTOR}:has-text('training')", PLAY_BUTTON)
-            pause_again = seconds_until(page, f"{STATUS_SELECTOR}:has-text('paused')", PAUSE_BUTTON)
-            print(
-                f"\n{viewport['width']}x{viewport['height']}: Pause answered in {pause:.2f} s and "
-                f"{pause_again:.2f} s, Play in {play:.2f} s while training (this machine's load)"
-            )
-        finally:
-            browser.close()
+    with chromium() as browser:
+        page = browser.new_page(viewport=viewport)
+        open_playground(page, dashboard_url)
+        wait_for_panels(page)
+        page.get_by_role("button", name=PLAY_BUTTON).click()
+        page.wait_for_selector(f"{STATUS_SELECTOR}:has-text('training')", timeout=60_000)
+        step = read_status(page)[0]
+        frames_blank, panels_blank, frames_with_stop = blank_panels_in_burst(page)
+        assert read_status(page)[0] > step  # it trained (and redrew) during the burst
+        assert (frames_blank, panels_blank) == (0, 0), (
+            f"{frames_blank} of {BURST_FRAMES} frames had a blank panel ({panels_blank} panels)"
+        )
+        assert frames_with_stop == 0, f"the header showed a Stop button in {frames_with_stop} frames"
+        pause = seconds_until(page, f"{STATUS_SELECTOR}:has-text('paused')", PAUSE_BUTTON)
+        play = seconds_until(page, f"{STATUS_SELECTOR}:has-text('training')", PLAY_BUTTON)
+        pause_again = seconds_until(page, f"{STATUS_SELECTOR}:has-text('paused')", PAUSE_BUTTON)
+        print(
+            f"\n{viewport['width']}x{viewport['height']}: Pause answered in {pause:.2f} s and "
+            f"{pause_again:.2f} s, Play in {play:.2f} s while training (this machine's load)"
+        )
 
 
 TEXT_SELECTORS = (
@@ -199,49 +187,41 @@ TEXT_SELECTORS = (
 @pytest.mark.browser
 def test_projector_layout_fits_one_screen_with_nothing_clipped(dashboard_url: str) -> None:
     """At 1280x720 the buttons, the status tiles and the four panels lie inside the viewport, no text cut."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 720})
-            page.goto(dashboard_url)  # the router first: the wide layout
-            page.wait_for_timeout(1000)
-            open_playground(page, dashboard_url)
-            wait_for_panels(page)
-            page.wait_for_timeout(1500)  # the panels size themselves to the window once drawn
-            boxes = {
-                name: page.get_by_role("button", name=name, exact=True).bounding_box()
-                for name in ("Play", "Pause", "Step", "Reset")
-            }
-            boxes["status"] = page.locator(STATUS_SELECTOR).bounding_box()
-            for selector in PANEL_SELECTORS:
-                boxes[selector] = page.locator(selector).bounding_box()
-            outside = {
-                name: box
-                for name, box in boxes.items()
-                if box["x"] < 0
-                or box["y"] < 0
-                or box["x"] + box["width"] > 1280
-                or box["y"] + box["height"] > 720
-            }
-            assert not outside, f"outside the 1280x720 screen: {outside}"
-            clipped = page.evaluate(
-                """selectors => selectors.flatMap(selector => [...document.querySelectorAll(selector)]
-                    .filter(el => el.scrollWidth > el.clientWidth || el.scrollHeight > el.clientHeight + 1)
-                    .map(el => [selector, el.innerText, el.scrollWidth, el.clientWidth]))""",
-                list(TEXT_SELECTORS),
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": 1280, "height": 720})
+        page.goto(dashboard_url)  # the router first: the wide layout
+        page.wait_for_timeout(1000)
+        open_playground(page, dashboard_url)
+        wait_for_panels(page)
+        page.wait_for_timeout(1500)  # the panels size themselves to the window once drawn
+        boxes = {
+            name: page.get_by_role("button", name=name, exact=True).bounding_box()
+            for name in ("Play", "Pause", "Step", "Reset")
+        }
+        boxes["status"] = page.locator(STATUS_SELECTOR).bounding_box()
+        for selector in PANEL_SELECTORS:
+            boxes[selector] = page.locator(selector).bounding_box()
+        outside = {
+            name: box
+            for name, box in boxes.items()
+            if box["x"] < 0
+            or box["y"] < 0
+            or box["x"] + box["width"] > 1280
+            or box["y"] + box["height"] > 720
+        }
+        assert not outside, f"outside the 1280x720 screen: {outside}"
+        clipped = page.evaluate(
+            """selectors => selectors.flatMap(selector => [...document.querySelectorAll(selector)]
+                .filter(el => el.scrollWidth > el.clientWidth || el.scrollHeight > el.clientHeight + 1)
+                .map(el => [selector, el.innerText, el.scrollWidth, el.clientWidth]))""",
+            list(TEXT_SELECTORS),
+        )
+        assert not clipped, f"text cut short (selector, text, scrollWidth, clientWidth): {clipped}"
+        assert page.locator(".st-key-pg_status [data-testid='stMetric']").count() == 6
+        for selector in PANEL_SELECTORS:  # each chart's title inside its chart
+            chart = page.frame_locator(f"{selector} iframe").locator("#chart")
+            left, right, width = chart.evaluate(
+                "el => { const r = el.querySelector('.gtitle').getBoundingClientRect();"
+                " return [r.left, r.right, el.clientWidth]; }"
             )
-            assert not clipped, f"text cut short (selector, text, scrollWidth, clientWidth): {clipped}"
-            assert page.locator(".st-key-pg_status [data-testid='stMetric']").count() == 6
-            for selector in PANEL_SELECTORS:  # each chart's title inside its chart
-                chart = page.frame_locator(f"{selector} iframe").locator("#chart")
-                left, right, width = chart.evaluate(
-                    "el => { const r = el.querySelector('.gtitle').getBoundingClientRect();"
-                    " return [r.left, r.right, el.clientWidth]; }"
-                )
-                assert 0 <= left < right <= width, (
-                    f"{selector}: title spans {left:.0f}-{right:.0f} of {width} px"
-                )
-        finally:
-            browser.close()
+            assert 0 <= left < right <= width, f"{selector}: title spans {left:.0f}-{right:.0f} of {width} px"

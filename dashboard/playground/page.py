@@ -22,6 +22,7 @@ from dashboard.playground.run import History, PlaygroundRun, Race, model_names, 
 from dashboard.playground.session import init_state, pause, play, reset, step_once, sync_run
 from dashboard.playground.tabs import SHOWN_POINTS, export_view, layer_view, race_view
 from dashboard.text import plain
+from dashboard.widgets.layout import settings_and_main
 from dashboard.widgets.live_chart import ViewportFit, live_chart
 from flows import Flow
 from flows import toy_views as views
@@ -264,8 +265,8 @@ def render() -> None:
             "Watch a normalizing flow bend a Gaussian into your data. Pick a target, press **Play**, and "
             "open **Layer by layer** to see each coupling at work."
         )
-    settings_column, main_column = st.columns([1, 3.2], gap="large")
-    with settings_column, st.container(border=True):
+    settings_column, main_column = settings_and_main(3.2)
+    with settings_column:
         target = data_controls()
         model_controls()
     run = sync_run(target)
