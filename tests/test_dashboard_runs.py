@@ -258,3 +258,20 @@ def test_histogram_bins_the_bulk_and_counts_the_outliers() -> None:
     (histogram,) = figure.data
     assert histogram.xbins.end < 3  # the bins cover the bulk, not the far outliers
     assert "10 above" in figure.layout.annotations[-1].text
+
+
+def test_a_time_budget_run_shows_its_time_left_and_how_far_it_is(manager: RunManager) -> None:
+    from dashboard.train.run_view import load_view, progress_fraction, progress_text
+
+    budget_s = 6.0
+    run_id = manager.start(toy_config(minutes=budget_s / 60))
+    wait_until(lambda: manager.snapshot(run_id).elapsed > 1.0, "a second of training")
+    snapshot = manager.snapshot(run_id)
+    if snapshot.state == "running":
+        assert snapshot.eta_seconds == pytest.approx(budget_s - snapshot.elapsed, abs=1e-9)
+    view = load_view(manager, run_id)
+    assert progress_fraction(view) == pytest.approx(min(1.0, view.elapsed / budget_s))
+    assert 0.0 < progress_fraction(view) <= 1.0
+    assert " of 6 s" in progress_text(view) and "/ 100,000" not in progress_text(view)
+    wait_until(lambda: state_of(manager, run_id) == "done", "the end of the budget")
+    assert progress_fraction(load_view(manager, run_id)) == pytest.approx(1.0, abs=0.05)

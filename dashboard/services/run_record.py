@@ -138,8 +138,13 @@ class ManagedRun:
             )
 
     def _eta(self) -> float | None:
-        """Seconds left at the smoothed throughput (None when unknown or not training)."""
-        if self.state != "running" or not self.images_per_sec:
+        """Seconds left: of the time budget, or at the smoothed throughput (None when unknown or not
+        training)."""
+        if self.state != "running":
+            return None
+        if self.config.minutes:
+            return max(0.0, self.config.minutes * 60 - self.elapsed)
+        if not self.images_per_sec:
             return None
         steps_left = max(0, self.config.steps - self.step)
         return steps_left * self.config.batch_size / self.images_per_sec

@@ -11,7 +11,13 @@ from dashboard.services.state import run_manager, run_quality
 from dashboard.text import plain
 from dashboard.train.controls import checkpoint_downloads, run_controls
 from dashboard.train.labels import DATASET_LABELS, STATE_BADGES, model_label
-from dashboard.train.run_view import RunView, data_description, load_view, progress_text
+from dashboard.train.run_view import (
+    RunView,
+    data_description,
+    load_view,
+    progress_fraction,
+    progress_text,
+)
 from dashboard.widgets import charts
 from flows import registry
 
@@ -70,8 +76,7 @@ def render_run(manager: RunManager, run_id: str) -> RunView | None:
             view.message, icon=":material/error:"
         )
     run_controls(manager, view)
-    fraction = min(1.0, view.step / view.steps) if view.steps else 0.0
-    st.progress(fraction, text=progress_text(view))
+    st.progress(progress_fraction(view), text=progress_text(view))
     _tiles(view)
     chart_column, samples_column = st.columns([2.2, 1], gap="medium")
     with chart_column:

@@ -28,6 +28,7 @@ class RunView:
     samples_caption: str
     images_per_sec: float | None
     eta_seconds: float | None
+    elapsed: float | None  # seconds trained in all (known for runs trained by this server)
     queue_position: int | None
     message: str | None
     managed: bool
@@ -67,6 +68,7 @@ def _snapshot_view(snapshot: RunSnapshot) -> RunView:
         samples_caption=caption,
         images_per_sec=snapshot.images_per_sec,
         eta_seconds=snapshot.eta_seconds,
+        elapsed=snapshot.elapsed,
         queue_position=snapshot.queue_position,
         message=snapshot.message,
         managed=True,
@@ -113,6 +115,7 @@ def _folder_view(path: Path) -> RunView:
         samples_caption=caption,
         images_per_sec=None,
         eta_seconds=None,
+        elapsed=None,
         queue_position=None,
         message=message,
         managed=False,
@@ -152,9 +155,30 @@ def format_duration(seconds: float | None) -> str:
     return f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"
 
 
+def _budget_seconds(view: RunView) -> float | None:
+    """The run's time budget in seconds (``--minutes``), or None when it trains for a step count."""
+    minutes = view.config.minutes if view.config is not None else 0
+    return minutes * 60 if minutes else None
+
+
+def progress_fraction(view: RunView) -> float:
+    """How far the run is, in [0, 1]: by time for a time budget (when known), else by steps."""
+    budget = _budget_seconds(view)
+    if budget is not None and view.elapsed is not None:
+        return min(1.0, view.elapsed / budget)
+    return min(1.0, view.step / view.steps) if view.steps and budget is None else 0.0
+
+
 def progress_text(view: RunView) -> str:
-    """``Step 120 / 2,000 · 850 images/s · ETA 1 min 05 s`` (images/s and ETA while training)."""
-    parts = [f"Step {view.step:,} / {view.steps:,}"]
+    """``Step 120 / 2,000 · 850 images/s · ETA 1 min 05 s`` (images/s and ETA while training); for a
+    time budget ``Step 120 · 1 min 30 s of 10 min · ...``."""
+    budget = _budget_seconds(view)
+    if budget is None:
+        parts = [f"Step {view.step:,} / {view.steps:,}"]
+    elif view.elapsed is None:
+        parts = [f"Step {view.step:,} · a {format_duration(budget)} budget"]
+    else:
+        parts = [f"Step {view.step:,} · {format_duration(view.elapsed)} of {format_duration(budget)}"]
     if view.images_per_sec:
         unit = "images/s" if view.config is not None and view.config.is_image else "points/s"
         parts.append(f"{view.images_per_sec:,.0f} {unit}")
