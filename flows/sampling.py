@@ -16,10 +16,8 @@ from torch import Tensor
 
 from flows.data import bits_per_dim, dequantize
 from flows.models import Flow
+from flows.training.held_out import EVAL_NOISE_SEED  # per-image bits/dim use the evaluation's noise
 from flows.training.images import RNG_LOCK
-
-#: Seed of the dequantization noise for per-image bits/dim (as the trainer's evaluation).
-EVAL_NOISE_SEED = 1234
 
 
 def pixels_to_unit(images_uint8: Tensor) -> Tensor:

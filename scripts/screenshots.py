@@ -24,9 +24,8 @@ from dashboard.services.threads import training_threads  # noqa: E402
 from flows.data import default_data_dir  # noqa: E402
 from flows.training import RunLogger, TrainConfig, Trainer, runs  # noqa: E402
 from tests.browser import (  # noqa: E402
-    CHROMIUM,
-    CHROMIUM_ARGS,
     MNIST_TEST_FILES,
+    chromium,
     make_data_dir,
     missing_browser,
     screenshot_whole_page,
@@ -86,10 +85,7 @@ def open_page(page, title: str) -> None:
 
 
 def photograph(url: str, out: Path, live_seconds: float, playground_seconds: float) -> None:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    with chromium() as browser:
         page = browser.new_page(viewport=VIEWPORT)
         page.goto(url)
         wait_for_navigation(page, "Home")
@@ -144,7 +140,6 @@ def photograph(url: str, out: Path, live_seconds: float, playground_seconds: flo
         page.locator(".st-key-pg_status", has_text="paused").wait_for(timeout=WAIT_MS)
         page.wait_for_timeout(2000)
         shoot(page, out, "playground")
-        browser.close()
 
 
 def main() -> None:

@@ -17,17 +17,16 @@ from dashboard.text import plain
 from flows import limits
 from flows.training import TrainConfig, runs
 
+from .apptest import open_page, use_folders
 from .browser import REPO
 from .conftest import train_in_folder
 
-APP = str(REPO / "streamlit_app.py")
 TIMEOUT_S = 60
 
 
 @pytest.fixture
 def runs_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("FLOWLAB_DATA_DIR", str(tmp_path / "no-mnist"))
-    monkeypatch.setenv("FLOWLAB_RUNS_DIR", str(tmp_path / "runs"))
+    use_folders(monkeypatch, tmp_path / "no-mnist", tmp_path / "runs")
     monkeypatch.setenv(limits.MEMORY_LIMIT_ENV, "2")
     return tmp_path / "runs"
 
@@ -38,9 +37,7 @@ def shown_text(markdown: str) -> str:
 
 
 def page(path: str) -> AppTest:
-    app = AppTest.from_file(APP, default_timeout=TIMEOUT_S)
-    app.switch_page(path)
-    return app.run()
+    return open_page(path, TIMEOUT_S)
 
 
 @pytest.fixture(scope="module")
@@ -144,10 +141,7 @@ def _shown(app: AppTest) -> list[str]:
 
 @pytest.mark.parametrize("run", [IMAGE, LINK])
 def test_a_run_in_the_url_is_shown_as_text(run: str, runs_dir: Path) -> None:
-    app = AppTest.from_file(APP, default_timeout=TIMEOUT_S)
-    app.query_params["run"] = run
-    app.switch_page("pages/train.py")
-    app.run()
+    app = open_page("pages/train.py", TIMEOUT_S, run=run)
     assert not app.exception
     shown = [text for text in _shown(app) if "There is no run" in text]
     assert shown, _shown(app)
@@ -212,9 +206,8 @@ def test_classroom_mode_lets_visitors_watch_and_only_the_teacher_act(
     assert not access.sign_in("wrong") and not access.sign_in("s3cre") and not access.can_control()
     assert access.sign_in(" s3cret ") and access.can_control()
 
-    teacher = AppTest.from_file(APP, default_timeout=TIMEOUT_S)
+    teacher = open_page("pages/train.py", TIMEOUT_S, run_now=False)
     teacher.session_state[access.TEACHER_KEY] = True  # what the sidebar's token form sets
-    teacher.switch_page("pages/train.py")
     teacher.run()
     _toy_settings(teacher)
     assert not _start_button(teacher).disabled and teacher.get("file_uploader")

@@ -14,10 +14,10 @@ from streamlit.testing.v1 import AppTest
 
 from flows.training import TrainConfig, runs
 
-from .browser import REPO, make_data_dir
+from .apptest import open_page, use_folders
+from .browser import make_data_dir
 from .conftest import train_in_folder
 
-APP = str(REPO / "streamlit_app.py")
 TRAIN_PAGE = "pages/train.py"
 TIMEOUT_S = 60
 SETTINGS_KEYS = (
@@ -38,17 +38,12 @@ def folders(mnist_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     """A data folder with MNIST's test digits only and an empty runs folder, named in the environment."""
     data_dir = make_data_dir(mnist_dir, tmp_path / "data" / "mnist")
     runs_dir = tmp_path / "runs"
-    monkeypatch.setenv("FLOWLAB_DATA_DIR", str(data_dir))
-    monkeypatch.setenv("FLOWLAB_RUNS_DIR", str(runs_dir))
+    use_folders(monkeypatch, data_dir, runs_dir)
     return data_dir, runs_dir
 
 
 def train_page(run_id: str | None = None) -> AppTest:
-    app = AppTest.from_file(APP, default_timeout=TIMEOUT_S)
-    if run_id:
-        app.query_params["run"] = run_id
-    app.switch_page(TRAIN_PAGE)
-    return app.run()
+    return open_page(TRAIN_PAGE, TIMEOUT_S, run=run_id)
 
 
 def widget(app: AppTest, key: str):

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.browser import CHROMIUM, CHROMIUM_ARGS, missing_browser, streamlit_server
+from tests.browser import chromium, missing_browser, streamlit_server
 
 PLAY_BUTTON = "Play"  # get_by_role("button", name=...)
 PAUSE_BUTTON = "Pause"
@@ -85,18 +85,12 @@ def dashboard_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.mark.browser
 def test_play_advances_the_loss_and_changes_the_heatmap(dashboard_url: str) -> None:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1600, "height": 1000})
-            result = play_playground(page, dashboard_url, seconds=3.0)
-            assert result["step_before"] == 0
-            assert result["step_after"] > 0 and result["loss_after"] is not None
-            assert result["density_after"] != result["density_before"]  # the heatmap was redrawn, changed
-            paused = result["paused_step"]
-            page.wait_for_timeout(1500)
-            assert read_status(page)[0] == paused and not read_status(page)[2]  # paused means paused
-        finally:
-            browser.close()
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": 1600, "height": 1000})
+        result = play_playground(page, dashboard_url, seconds=3.0)
+        assert result["step_before"] == 0
+        assert result["step_after"] > 0 and result["loss_after"] is not None
+        assert result["density_after"] != result["density_before"]  # the heatmap was redrawn, changed
+        paused = result["paused_step"]
+        page.wait_for_timeout(1500)
+        assert read_status(page)[0] == paused and not read_status(page)[2]  # paused means paused

@@ -39,6 +39,23 @@ def fresh_choices() -> dict[str, str]:
 
 DIMS = {MNIST_DIMS: "784 (MNIST-shaped)", 16: "16", 8: "8"}
 IMAGE_DIMS = {64: "1x8x8 (n = 64, quick)", MNIST_DIMS: "1x28x28 (MNIST-shaped, n = 784)"}
+#: A fresh flow's size widget, by whether the family is image-shaped: (label, choices, key, help).
+SIZE_CHOICES = {
+    False: (
+        "Dimensions n",
+        DIMS,
+        "jacobian_dims",
+        "784: built as the trainer builds MNIST models (checkerboard halves, a logit layer last). "
+        "16 and 8: halves are the first and second half of the coordinates.",
+    ),
+    True: (
+        "Image",
+        IMAGE_DIMS,
+        "jacobian_image_dims",
+        "A small image flow (2 scales, 1 step each, 8 channels) with a logit layer last; "
+        "1x28x28 is built as the trainer builds MNIST models.",
+    ),
+}
 
 
 def render() -> None:
@@ -63,26 +80,10 @@ def render() -> None:
                 "A fresh model checks the same formulas."
             )
     with settings_column:
-        if choice in FRESH and registry.get_family(FRESH[choice]).image_shaped:
-            dims = st.selectbox(
-                "Image",
-                list(IMAGE_DIMS),
-                format_func=IMAGE_DIMS.get,
-                key="jacobian_image_dims",
-                help="A small image flow (2 scales, 1 step each, 8 channels) with a logit layer last; "
-                "1x28x28 is built as the trainer builds MNIST models.",
-            )
-        elif choice in FRESH:
-            dims = st.selectbox(
-                "Dimensions n",
-                list(DIMS),
-                format_func=DIMS.get,
-                key="jacobian_dims",
-                help="784: built as the trainer builds MNIST models (checkerboard halves, a logit layer "
-                "last). 16 and 8: halves are the first and second half of the coordinates.",
-            )
         if choice in FRESH:
             image_flow = registry.get_family(FRESH[choice]).image_shaped
+            label, sizes, key, help_text = SIZE_CHOICES[image_flow]
+            dims = st.selectbox(label, list(sizes), format_func=sizes.get, key=key, help=help_text)
             blocks = (
                 2 if image_flow else st.slider("Blocks (F = f0 o f1 each)", 1, 4, 2, key="jacobian_blocks")
             )

@@ -23,6 +23,7 @@ from dashboard.playground import data, figures
 from dashboard.playground.export import ExportPanels, panels_png
 from dashboard.playground.run import FlowSettings, History, PlaygroundRun, Race, model_names, one_thread
 from dashboard.text import plain
+from dashboard.widgets.layout import settings_and_main
 from flows import Flow, registry
 from flows import toy_views as views
 from flows.nn import ACTIVATIONS
@@ -795,8 +796,8 @@ def render() -> None:
         "##### Watch a normalizing flow bend a Gaussian into your data. Pick a target, press **Play**, and "
         "open **Layer by layer** to see each coupling at work."
     )
-    settings_column, main_column = st.columns([1, 3.2], gap="large")
-    with settings_column, st.container(border=True):
+    settings_column, main_column = settings_and_main(3.2)
+    with settings_column:
         target = _data_controls()
         _model_controls()
     run = _sync_run(target)

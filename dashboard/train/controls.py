@@ -26,38 +26,28 @@ def run_controls(manager: RunManager, view: RunView) -> None:
     allowed = access.can_control()
     locked = None if allowed else access.LOCKED_HELP
     if view.managed or state in LIVE_STATES:
-        columns[0].button(
-            "Pause",
-            icon=":material/pause:",
-            key=f"pause-{run_id}",
-            disabled=not view.managed or state != "running" or not allowed,
-            help=locked,
-            on_click=access.guarded(manager.pause),
-            args=(run_id,),
-            width="stretch",
+        actions = (  # label, icon, key prefix, manager call, whether the run's state allows it
+            ("Pause", ":material/pause:", "pause", manager.pause, state == "running"),
+            ("Resume", ":material/play_arrow:", "resume", manager.resume, state in ("paused", "pausing")),
+            (
+                "Stop",
+                ":material/stop:",
+                "stop",
+                manager.stop,
+                state in ("queued", "running", "paused", "pausing"),
+            ),
         )
-        columns[1].button(
-            "Resume",
-            icon=":material/play_arrow:",
-            key=f"resume-{run_id}",
-            disabled=not view.managed or state not in ("paused", "pausing") or not allowed,
-            help=locked,
-            on_click=access.guarded(manager.resume),
-            args=(run_id,),
-            width="stretch",
-        )
-        columns[2].button(
-            "Stop",
-            icon=":material/stop:",
-            key=f"stop-{run_id}",
-            disabled=not view.managed
-            or state not in ("queued", "running", "paused", "pausing")
-            or not allowed,
-            help=locked,
-            on_click=access.guarded(manager.stop),
-            args=(run_id,),
-            width="stretch",
-        )
+        for column, (label, icon, name, action, possible) in zip(columns, actions, strict=False):
+            column.button(
+                label,
+                icon=icon,
+                key=f"{name}-{run_id}",
+                disabled=not view.managed or not possible or not allowed,
+                help=locked,
+                on_click=access.guarded(action),
+                args=(run_id,),
+                width="stretch",
+            )
     can_continue = state in ("created", "stopped", "interrupted", "failed") and view.step < view.steps
     if view.config is not None and not can_continue and state not in LIVE_STATES:
         extend_control(manager, view)

@@ -14,6 +14,7 @@ from dashboard.text import plain
 from dashboard.train.form import settings_column
 from dashboard.train.history import all_runs_section, any_live_run, live_runs_section
 from dashboard.train.live import run_panel
+from dashboard.widgets.layout import settings_and_main
 
 
 def chosen_run(manager: RunManager, run_ids: list[str]) -> str | None:
@@ -43,8 +44,8 @@ def render() -> None:
         "stop them; reloading the page finds them again."
     )
     run_ids = [info.run_id for info in run_infos(manager.runs_root)]
-    settings, panel = st.columns([1, 2.4], gap="large")
-    with settings, st.container(border=True):
+    settings, panel = settings_and_main(2.4)
+    with settings:
         settings_column(manager)
     with panel:
         current = chosen_run(manager, run_ids)
