@@ -210,3 +210,27 @@ def test_back_and_next_step_through_the_layers() -> None:
     at.radio(key="pg_model").set_value("realnvp")  # that position no longer exists: back to the last
     _run_after(at)
     assert at.select_slider(key="pg_layer").value == last and not at.exception
+
+
+def test_the_live_panels_unvalidated_specs_pass_plotlys_validation() -> None:
+    """figures builds the four live panels without validation; each spec is valid all the same."""
+    import numpy as np
+    import plotly.graph_objects as go
+
+    from dashboard.playground import figures
+
+    generator = np.random.default_rng(0)
+    shown = generator.normal(size=(800, 2))
+    grid = generator.normal(size=(2, 9, 30, 2))
+    built = [
+        figures.samples_figure(shown, generator.normal(size=(800, 2)), 4.0),
+        figures.density_figure(generator.normal(size=(64, 64)), shown, 4.0),
+        figures.warped_grid_figure(grid, shown, 4.0),
+        figures.loss_figure(
+            list(range(1, 301)), list(np.linspace(3, 2, 300)), [100, 200], [2.9, 2.5], 3.2, 1.6, "estimated"
+        ),
+    ]
+    for figure in built:
+        checked = go.Figure(figure.to_dict())  # validates every property: raises on a bad one
+        assert checked.to_plotly_json()["layout"]["height"] == figure.layout.height
+        assert len(checked.data) == len(figure.data) > 0
