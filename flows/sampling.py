@@ -144,7 +144,7 @@ class TemperatureEffect:
     """What a temperature does to an image flow's samples, measured on ``count`` of them."""
 
     temperature: float
-    bits_per_dim: float  # mean bits/dim the flow gives its own samples: lower = more likely to it
+    bits_per_dim: float  # median bits/dim the flow gives its own samples: lower = more likely to it
     dark_share: float  # share of pixels < DARK_PIXEL (a clean digit is mostly dark background)
     grey_share: float  # share of pixels in GREY_PIXELS (neither background nor stroke)
     count: int
@@ -156,8 +156,9 @@ def temperature_effect(
 ) -> TemperatureEffect:
     """Draws ``count`` samples x = F(z) at ``temperature`` and measures them (image flows; x in [0, 1]).
 
-    bits/dim is 8 - log p(x) / (784 ln 2) of each sample x as drawn (continuous, not dequantized),
-    averaged; the pixel shares count the samples clamped to [0, 1].
+    bits/dim is 8 - log p(x) / (784 ln 2) of each sample x as drawn (continuous, not dequantized), the
+    median over the samples (a sample rounded onto the pixel range's edge has log p = -inf, which would
+    swamp a mean); the pixel shares count the samples clamped to [0, 1].
     """
     z = latents_at_temperature(flow, count, temperature, seed)
     if isinstance(labels, int):
@@ -168,7 +169,7 @@ def temperature_effect(
     low, high = GREY_PIXELS
     return TemperatureEffect(
         temperature=float(temperature),
-        bits_per_dim=float(bits_per_dim(log_p, flat.shape[1]).mean()),
+        bits_per_dim=float(bits_per_dim(log_p, flat.shape[1]).median()),
         dark_share=float((flat < DARK_PIXEL).double().mean()),
         grey_share=float(((flat > low) & (flat < high)).double().mean()),
         count=count,

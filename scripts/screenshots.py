@@ -130,7 +130,9 @@ def photograph(url: str, out: Path, live_seconds: float, playground_seconds: flo
 
         # Playground: a fresh page, the spiral, Play for playground_seconds, then Pause and shoot.
         open_page(page, "Playground")
-        page.locator(".st-key-pg_panel_density .js-plotly-plot").wait_for(timeout=WAIT_MS)
+        page.frame_locator(".st-key-pg_panel_density iframe").locator(".js-plotly-plot").wait_for(
+            timeout=WAIT_MS
+        )
         page.get_by_role("combobox", name="Target").click()
         page.get_by_role("option", name="Spiral").click()
         page.wait_for_timeout(3000)

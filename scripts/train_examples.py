@@ -44,10 +44,10 @@ EXAMPLES: dict[str, tuple[str, list[str]]] = {
         "multi-scale ConvRealNVP, the CPU preset",
         ["--model", "conv-realnvp", "--steps", "800"],
     ),
-    "glow": ("Glow, the CPU preset", ["--model", "glow", "--steps", "1000"]),
+    "glow": ("Glow, the CPU preset", ["--model", "glow", "--steps", "600"]),
     "glow-conditional": (
         "class-conditional Glow, the CPU preset: pick the digit to draw",
-        ["--model", "glow", "--conditional", "--steps", "1000"],
+        ["--model", "glow", "--conditional", "--steps", "600"],
     ),
 }
 #: Flags every example shares: the 9,000 / 1,000 split of the test digits, one thread, no judge.
@@ -58,15 +58,19 @@ COPIED = (runs.CONFIG_FILE, runs.METRICS_FILE, runs.STATUS_FILE, runs.SAMPLES_FI
 
 def train_one(name: str, data_dir: str | None, work: Path) -> Path:
     """Trains example ``name`` in ``work`` and writes ``examples/runs/example-<name>/``; returns it."""
-    description, flags = EXAMPLES[name]
-    run_name = EXAMPLE_PREFIX + name  # the example's folder; the run itself is named ``name``
-    argv = [*flags, *COMMON, "--runs-dir", str(work), "--run-name", name, "--no-progress"]
+    argv = [*EXAMPLES[name][1], *COMMON, "--runs-dir", str(work), "--run-name", name, "--no-progress"]
     env = dict(os.environ, FLOWLAB_NO_SAMPLE_SCORE="1")
     if data_dir:
         env["FLOWLAB_DATA_DIR"] = str(Path(data_dir).resolve())  # not a flag: config.json keeps no path
-    print(f"== {run_name}: python main.py {' '.join(argv)}", flush=True)
+    print(f"== {EXAMPLE_PREFIX}{name}: python main.py {' '.join(argv)}", flush=True)
     subprocess.run([sys.executable, str(REPO / "main.py"), *argv], env=env, cwd=REPO, check=True)
-    run_dir = work / name
+    return package(name, work / name)
+
+
+def package(name: str, run_dir: Path) -> Path:
+    """Writes the finished run ``run_dir`` of example ``name`` as ``examples/runs/example-<name>/``."""
+    description, flags = EXAMPLES[name]
+    run_name = EXAMPLE_PREFIX + name
     evals = [line for line in runs.read_metrics(run_dir) if line.get("kind") == "eval"]
     if not evals:
         raise RuntimeError(f"{run_dir} has no evaluation in its metrics; nothing to record")
