@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -21,17 +20,7 @@ from flows.data.location import plan_image_data
 from flows.training import TrainConfig, list_runs, runs
 
 from .conftest import train_in_folder
-
-WAIT_S = 60.0
-
-
-def wait_until(condition: Callable[[], bool], what: str, timeout_s: float = WAIT_S) -> None:
-    """Polls ``condition`` until it holds; fails naming ``what`` after ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.02)
+from .polling import wait_until
 
 
 def toy_config(steps: int = 100_000, **changes) -> TrainConfig:

@@ -11,12 +11,7 @@ import pytest
 from dashboard.services.loop import BackgroundLoop
 from dashboard.services.turns import Turns, default_slots
 
-
-def _wait_until(condition, timeout_s: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached"
-        time.sleep(0.005)
+from .polling import wait_until
 
 
 def test_never_more_holders_than_slots() -> None:
@@ -58,7 +53,7 @@ def test_waiters_are_served_in_the_order_they_arrived() -> None:
             thread = threading.Thread(target=take, args=(name,))
             thread.start()
             threads.append(thread)
-            _wait_until(lambda count=index + 1: turns.waiting == count)
+            wait_until(lambda count=index + 1: turns.waiting == count)
     for thread in threads:
         thread.join()
     assert order == ["C", "A", "B"]
@@ -79,7 +74,7 @@ def test_two_loops_on_one_slot_take_alternating_turns() -> None:
     loops = [BackgroundLoop(chunk(name), name, turns=turns) for name in counts]
     for loop in loops:
         loop.start()
-    _wait_until(lambda: min(counts.values()) >= 50)
+    wait_until(lambda: min(counts.values()) >= 50)
     for loop in loops:
         loop.request_stop()
     for loop in loops:
