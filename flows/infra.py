@@ -1,4 +1,5 @@
-"""File and process helpers shared by run folders and downloads: atomic writes, fsync, process checks.
+"""File and process helpers shared by run folders and downloads: atomic writes, fsync, process checks,
+and positive numbers read from environment variables.
 
 A file is written atomically as ``.<name>.<pid>.<random><suffix>`` beside its final name, fsynced and
 renamed over it, then the folder is fsynced: a crash or a kill at any moment leaves the old file (or
@@ -18,6 +19,21 @@ from typing import BinaryIO
 TEMP_SUFFIX = ".tmp"
 #: New files get 0o666 less the umask, like any file a program creates (0o644 under the usual 022).
 NEW_FILE_MODE = 0o666
+
+
+def positive_env_number(name: str, unit: str) -> float | None:
+    """``$name`` as a positive finite number (None when unset or blank); ValueError naming the variable
+    and ``unit`` (e.g. "seconds", "GiB") otherwise."""
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < float("inf"):
+        raise ValueError(f"{name} must be a positive number of {unit}, got {text!r}")
+    return value
 
 
 def process_alive(pid: int) -> bool:

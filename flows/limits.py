@@ -19,6 +19,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from .infra import positive_env_number
+
 MEMORY_LIMIT_ENV = "FLOWLAB_MEMORY_LIMIT_GB"
 #: Copies of every parameter a training run holds: weights, gradients, Adam's two moments, and the
 #: trainer's snapshot of weights and moments (restored after a NaN loss).
@@ -62,14 +64,8 @@ def format_bytes(count: float) -> str:
 
 def memory_limit_bytes() -> int:
     """``$FLOWLAB_MEMORY_LIMIT_GB`` GiB, else half of the machine's physical memory; ValueError if invalid."""
-    text = os.environ.get(MEMORY_LIMIT_ENV, "").strip()
-    if text:
-        try:
-            value = float(text)
-        except ValueError:
-            value = -1.0
-        if not 0 < value < float("inf"):
-            raise ValueError(f"{MEMORY_LIMIT_ENV} must be a positive number of GiB, got {text!r}")
+    value = positive_env_number(MEMORY_LIMIT_ENV, "GiB")
+    if value is not None:
         return int(value * GIB)
     try:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2

@@ -78,9 +78,25 @@ def _conditioner(half: int, hidden: Sequence[int], activation: ActivationSpec) -
     return net
 
 
-def _check_blocks(blocks: int) -> None:
-    if not isinstance(blocks, int) or isinstance(blocks, bool) or blocks < 1:
-        raise ValueError(f"blocks must be a positive integer, got {blocks!r}")
+def _block_nets(
+    flow: str,
+    names: tuple[str, ...],
+    half: int,
+    hidden: Sequence[int],
+    blocks: int,
+    activation: ActivationSpec,
+    nets: Sequence[tuple[nn.Module, ...]] | None,
+) -> list[tuple[nn.Module, ...]]:
+    """The conditioners of each block: the given ``nets``, each block checked to hold one net per name in
+    ``names``, else ``blocks`` blocks of fresh zero-output MLPs R^half -> R^half."""
+    if nets is None:
+        if not isinstance(blocks, int) or isinstance(blocks, bool) or blocks < 1:
+            raise ValueError(f"blocks must be a positive integer, got {blocks!r}")
+        return [tuple(_conditioner(half, hidden, activation) for _ in names) for _ in range(blocks)]
+    for block in nets:
+        if len(block) != len(names):
+            raise ValueError(f"{flow} needs ({', '.join(names)}) for each block, got {len(block)} nets")
+    return list(nets)
 
 
 class NICE(Flow):
@@ -110,16 +126,8 @@ class NICE(Flow):
         nets: Sequence[tuple[nn.Module, nn.Module]] | None = None,
     ) -> None:
         halves = Split(prior.shape, split)
-        if nets is None:
-            _check_blocks(blocks)
-            nets = [
-                tuple(_conditioner(halves.half, hidden, activation) for _ in range(2)) for _ in range(blocks)
-            ]
         layers: list[Bijection] = []
-        for block in nets:
-            if len(block) != 2:
-                raise ValueError(f"NICE needs (v, u) for each block, got {len(block)} nets")
-            v, u = block
+        for v, u in _block_nets("NICE", ("v", "u"), halves.half, hidden, blocks, activation, nets):
             layers += [AdditiveCoupling(halves, "y", u), AdditiveCoupling(halves, "x", v)]
         if scaling:
             layers.append(Scaling(halves.n))
@@ -154,16 +162,9 @@ class RealNVP(Flow):
         nets: Sequence[tuple[nn.Module, nn.Module, nn.Module, nn.Module]] | None = None,
     ) -> None:
         halves = Split(prior.shape, split)
-        if nets is None:
-            _check_blocks(blocks)
-            nets = [
-                tuple(_conditioner(halves.half, hidden, activation) for _ in range(4)) for _ in range(blocks)
-            ]
         layers: list[Bijection] = []
-        for block in nets:
-            if len(block) != 4:
-                raise ValueError(f"RealNVP needs (v, u, sv, su) for each block, got {len(block)} nets")
-            v, u, sv, su = block
+        names = ("v", "u", "sv", "su")
+        for v, u, sv, su in _block_nets("RealNVP", names, halves.half, hidden, blocks, activation, nets):
             bound_u = TanhBound(halves.half) if bound_scale else None
             bound_v = TanhBound(halves.half) if bound_scale else None
             # F = f0 o f1: f1 acts first on the way from latent to data.

@@ -16,10 +16,8 @@ from torch import Tensor
 
 from flows.data import bits_per_dim, dequantize
 from flows.models import Flow
+from flows.training.held_out import EVAL_NOISE_SEED  # per-image bits/dim use the evaluation's noise
 from flows.training.images import RNG_LOCK
-
-#: Seed of the dequantization noise for per-image bits/dim (as the trainer's evaluation).
-EVAL_NOISE_SEED = 1234
 
 
 def pixels_to_unit(images_uint8: Tensor) -> Tensor:
@@ -134,3 +132,45 @@ def image_bits_per_dim(
 def point_nll(flow: Flow, points: Tensor) -> Tensor:
     """Negative log density (nats) of each 2D point, float64 ``[N]``."""
     return -flow.logProbability(points.float()).double()
+
+
+#: A pixel darker than this counts as background, one between GREY_PIXELS as grey (pixels in [0, 1]).
+DARK_PIXEL = 0.1
+GREY_PIXELS = (0.25, 0.75)
+
+
+@dataclass(frozen=True)
+class TemperatureEffect:
+    """What a temperature does to an image flow's samples, measured on ``count`` of them."""
+
+    temperature: float
+    bits_per_dim: float  # median bits/dim the flow gives its own samples: lower = more likely to it
+    dark_share: float  # share of pixels < DARK_PIXEL (a clean digit is mostly dark background)
+    grey_share: float  # share of pixels in GREY_PIXELS (neither background nor stroke)
+    count: int
+
+
+@torch.no_grad()
+def temperature_effect(
+    flow: Flow, temperature: float, count: int = 100, seed: int = 0, labels: int | Tensor | None = None
+) -> TemperatureEffect:
+    """Draws ``count`` samples x = F(z) at ``temperature`` and measures them (image flows; x in [0, 1]).
+
+    bits/dim is 8 - log p(x) / (784 ln 2) of each sample x as drawn (continuous, not dequantized), the
+    median over the samples (a sample rounded onto the pixel range's edge has log p = -inf, which would
+    swamp a mean); the pixel shares count the samples clamped to [0, 1].
+    """
+    z = latents_at_temperature(flow, count, temperature, seed)
+    if isinstance(labels, int):
+        labels = torch.full((count,), labels, dtype=torch.int64)
+    x = _labelled(flow.forward, z, labels)[0]
+    log_p = _labelled(flow.logProbability, x, labels).double()
+    flat = x.reshape(count, -1).clamp(0, 1)
+    low, high = GREY_PIXELS
+    return TemperatureEffect(
+        temperature=float(temperature),
+        bits_per_dim=float(bits_per_dim(log_p, flat.shape[1]).median()),
+        dark_share=float((flat < DARK_PIXEL).double().mean()),
+        grey_share=float(((flat > low) & (flat < high)).double().mean()),
+        count=count,
+    )

@@ -1,5 +1,5 @@
-"""Train: settings, Start/Pause/Resume/Stop, live curves and samples, all runs (dashboard/train/view.py)."""
+"""Train: settings, Start/Pause/Resume/Stop, live curves and samples, all runs (dashboard/train/)."""
 
-from dashboard.train.view import train_page
+from dashboard.train.page import render
 
-train_page()
+render()

@@ -24,9 +24,8 @@ from dashboard.services.threads import training_threads  # noqa: E402
 from flows.data import default_data_dir  # noqa: E402
 from flows.training import RunLogger, TrainConfig, Trainer, runs  # noqa: E402
 from tests.browser import (  # noqa: E402
-    CHROMIUM,
-    CHROMIUM_ARGS,
     MNIST_TEST_FILES,
+    chromium,
     make_data_dir,
     missing_browser,
     screenshot_whole_page,
@@ -86,10 +85,7 @@ def open_page(page, title: str) -> None:
 
 
 def photograph(url: str, out: Path, live_seconds: float, playground_seconds: float) -> None:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    with chromium() as browser:
         page = browser.new_page(viewport=VIEWPORT)
         page.goto(url)
         wait_for_navigation(page, "Home")
@@ -134,7 +130,9 @@ def photograph(url: str, out: Path, live_seconds: float, playground_seconds: flo
 
         # Playground: a fresh page, the spiral, Play for playground_seconds, then Pause and shoot.
         open_page(page, "Playground")
-        page.locator(".st-key-pg_panel_density .js-plotly-plot").wait_for(timeout=WAIT_MS)
+        page.frame_locator(".st-key-pg_panel_density iframe").locator(".js-plotly-plot").wait_for(
+            timeout=WAIT_MS
+        )
         page.get_by_role("combobox", name="Target").click()
         page.get_by_role("option", name="Spiral").click()
         page.wait_for_timeout(3000)
@@ -144,7 +142,6 @@ def photograph(url: str, out: Path, live_seconds: float, playground_seconds: flo
         page.locator(".st-key-pg_status", has_text="paused").wait_for(timeout=WAIT_MS)
         page.wait_for_timeout(2000)
         shoot(page, out, "playground")
-        browser.close()
 
 
 def main() -> None:

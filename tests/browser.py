@@ -14,6 +14,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -50,6 +51,19 @@ def missing_browser() -> str | None:
     if not CHROMIUM.exists():
         return f"Chromium not found at {CHROMIUM} (apt-get install chromium)"
     return None
+
+
+@contextlib.contextmanager
+def chromium() -> Iterator[Any]:
+    """A real headless Chromium (Playwright's ``Browser``) at CHROMIUM with CHROMIUM_ARGS, closed on exit."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
 
 
 def free_port() -> int:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -42,6 +44,19 @@ def judge_cache(mnist_dir, tmp_path_factory):
     messages: list[str] = []
     judge = load_judge("mnist", mnist_dir, cache, on_progress=messages.append)
     return judge, cache, messages
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """One real Chromium per test module (tests/browser.py); the module skips, saying why, without one."""
+    from .browser import chromium, missing_browser
+
+    reason = missing_browser()
+    if reason:
+        print(f"SKIP browser tests: {reason}")
+        pytest.skip(reason)
+    with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture(autouse=True)

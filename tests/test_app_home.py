@@ -15,8 +15,8 @@ from streamlit.testing.v1 import AppTest
 from dashboard.home.view import CIRCLE_RADII, fit_moons_flow, flow_stages, mnist_status
 from flows.data import make_toy
 
-REPO = Path(__file__).resolve().parents[1]
-APP = str(REPO / "streamlit_app.py")
+from .apptest import open_page, use_folders
+
 TIMEOUT_S = 180  # the first run trains the picture's small flow (seconds; more on a busy CPU)
 TEST_FILES = ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 
@@ -26,8 +26,7 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """An empty MNIST folder the app uses, and an empty runs folder."""
     folder = tmp_path / "mnist"
     folder.mkdir()
-    monkeypatch.setenv("FLOWLAB_DATA_DIR", str(folder))
-    monkeypatch.setenv("FLOWLAB_RUNS_DIR", str(tmp_path / "runs"))
+    use_folders(monkeypatch, folder, tmp_path / "runs")
     monkeypatch.delenv("FLOWLAB_MNIST_MIRROR", raising=False)
     return folder
 
@@ -55,7 +54,7 @@ def serve_folder() -> Iterator:
 
 
 def _home() -> AppTest:
-    return AppTest.from_file(APP, default_timeout=TIMEOUT_S).run()
+    return open_page(None, TIMEOUT_S)
 
 
 def _texts(at: AppTest, kind: str) -> list[str]:

@@ -15,10 +15,10 @@ from flows.registry import get_family
 from flows.training import TrainConfig, runs
 from flows.training.factory import device_kind
 
-from .browser import REPO, make_data_dir
+from .apptest import open_page, use_folders
+from .browser import make_data_dir
 from .conftest import train_in_folder
 
-APP = str(REPO / "streamlit_app.py")
 TIMEOUT_S = 90
 TINY_GLOW = {"model": "glow", "levels": 2, "steps_per_level": 1, "hidden_channels": 8}
 
@@ -42,11 +42,8 @@ def glow_run(mnist_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple
 
 
 def page(path: str, data_dir: Path, runs_dir: Path, monkeypatch: pytest.MonkeyPatch) -> AppTest:
-    monkeypatch.setenv("FLOWLAB_DATA_DIR", str(data_dir))
-    monkeypatch.setenv("FLOWLAB_RUNS_DIR", str(runs_dir))
-    app = AppTest.from_file(APP, default_timeout=TIMEOUT_S)
-    app.switch_page(path)
-    return app.run()
+    use_folders(monkeypatch, data_dir, runs_dir)
+    return open_page(path, TIMEOUT_S)
 
 
 def widget(app: AppTest, key: str):

@@ -25,10 +25,9 @@ from dashboard.widgets.maths import markdown_parts, read_doc
 from flows import registry
 from flows.training import TrainConfig, runs
 
+from .apptest import open_page, use_folders
 from .conftest import train_in_folder
 
-REPO = Path(__file__).resolve().parents[1]
-APP = str(REPO / "streamlit_app.py")
 TIMEOUT_S = 180
 TOLERANCE = 1e-6
 
@@ -36,15 +35,12 @@ TOLERANCE = 1e-6
 @pytest.fixture
 def empty_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """No MNIST and no runs: the state of a fresh clone."""
-    monkeypatch.setenv("FLOWLAB_DATA_DIR", str(tmp_path / "no-mnist"))
-    monkeypatch.setenv("FLOWLAB_RUNS_DIR", str(tmp_path / "runs"))
+    use_folders(monkeypatch, tmp_path / "no-mnist", tmp_path / "runs")
     return tmp_path
 
 
 def _jacobian_page() -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT_S)
-    at.switch_page("pages/jacobian.py")
-    return at.run()
+    return open_page("pages/jacobian.py", TIMEOUT_S)
 
 
 def _check_table(at: AppTest) -> pd.DataFrame:
@@ -66,8 +62,7 @@ def _assert_agreement(table: pd.DataFrame) -> None:
 def test_real_digit_on_an_mnist_shaped_realnvp(
     monkeypatch: pytest.MonkeyPatch, mnist_dir: Path, tmp_path: Path
 ) -> None:
-    monkeypatch.setenv("FLOWLAB_DATA_DIR", str(mnist_dir))
-    monkeypatch.setenv("FLOWLAB_RUNS_DIR", str(tmp_path / "runs"))
+    use_folders(monkeypatch, mnist_dir, tmp_path / "runs")
     at = _jacobian_page()
     assert not at.exception
     assert at.selectbox(key="jacobian_model").value == "Fresh RealNVP"

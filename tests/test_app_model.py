@@ -14,21 +14,18 @@ from dashboard.model.view import build_mlp, forward, mlp_input, parse_activation
 from flows import MLP, AdditiveCoupling, AffineCoupling, Coupling, RealNVP
 from flows.data import load_mnist
 
-REPO = Path(__file__).resolve().parents[1]
-APP = str(REPO / "streamlit_app.py")
+from .apptest import open_page, use_folders
+
 TIMEOUT_S = 120
 
 
 @pytest.fixture
 def no_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("FLOWLAB_DATA_DIR", str(tmp_path / "no-mnist"))
-    monkeypatch.setenv("FLOWLAB_RUNS_DIR", str(tmp_path / "runs"))
+    use_folders(monkeypatch, tmp_path / "no-mnist", tmp_path / "runs")
 
 
 def _model_page() -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT_S)
-    at.switch_page("pages/model.py")
-    return at.run()
+    return open_page("pages/model.py", TIMEOUT_S)
 
 
 def _parameters(sizes: list[int]) -> int:
@@ -39,8 +36,7 @@ def _parameters(sizes: list[int]) -> int:
 def test_discriminator_preset_on_a_real_digit(
     monkeypatch: pytest.MonkeyPatch, mnist_dir: Path, tmp_path: Path
 ) -> None:
-    monkeypatch.setenv("FLOWLAB_DATA_DIR", str(mnist_dir))
-    monkeypatch.setenv("FLOWLAB_RUNS_DIR", str(tmp_path / "runs"))
+    use_folders(monkeypatch, mnist_dir, tmp_path / "runs")
     at = _model_page()
     assert not at.exception
     assert at.text_input(key="model_sizes").value == "784, 50, 1"

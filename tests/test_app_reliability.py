@@ -12,21 +12,21 @@ from streamlit.testing.v1 import AppTest
 
 from dashboard import access
 from dashboard.playground.data import UPLOAD_TARGET
+from dashboard.services.form_limits import FORM_MAXIMA
 from dashboard.text import plain
 from flows import limits
 from flows.training import TrainConfig, runs
 
+from .apptest import open_page, use_folders
 from .browser import REPO
 from .conftest import train_in_folder
 
-APP = str(REPO / "streamlit_app.py")
 TIMEOUT_S = 60
 
 
 @pytest.fixture
 def runs_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("FLOWLAB_DATA_DIR", str(tmp_path / "no-mnist"))
-    monkeypatch.setenv("FLOWLAB_RUNS_DIR", str(tmp_path / "runs"))
+    use_folders(monkeypatch, tmp_path / "no-mnist", tmp_path / "runs")
     monkeypatch.setenv(limits.MEMORY_LIMIT_ENV, "2")
     return tmp_path / "runs"
 
@@ -37,9 +37,7 @@ def shown_text(markdown: str) -> str:
 
 
 def page(path: str) -> AppTest:
-    app = AppTest.from_file(APP, default_timeout=TIMEOUT_S)
-    app.switch_page(path)
-    return app.run()
+    return open_page(path, TIMEOUT_S)
 
 
 @pytest.fixture(scope="module")
@@ -66,6 +64,7 @@ BAD_UPLOADS = {
     "step text": ({"step": "abc"}, '"step" must be a non-negative integer'),
     "huge model": ({"config": {"hidden": [30000, 30000], "blocks": 16}}, "more than the limit of 2.0 GiB"),
     "huge samples": ({"config": {"sample_count": 10**9}}, "sample_count must be at most"),
+    "beyond the form": ({"config": {"minutes": 10**5}}, "minutes must be at most 1,440"),
     "weights of another model": ({"config": {"hidden": [9]}}, "another architecture"),
     "config not a dict": ({"config": [1]}, "training config is invalid"),
 }
@@ -90,6 +89,15 @@ def test_an_upload_cannot_choose_the_servers_folders(runs_dir: Path, good_state:
     (imported,) = runs_dir.glob("upload-moons-*")
     config = runs.read_config(imported)
     assert (config.data_dir, config.num_threads) == ("", 0)
+
+
+def test_the_train_form_and_the_upload_check_share_their_bounds(runs_dir: Path) -> None:
+    app = page("pages/train.py")
+    app.selectbox(key="train_dataset").set_value("moons").run()
+    bounded = {"blocks", "lr", "batch_size", "steps", "eval_every", "seed", "minutes", "early_stop"}
+    keys = {name: f"train_{name}" for name in bounded} | {"warmup_steps": "train_warmup"}
+    for name, key in keys.items():
+        assert app.number_input(key=key).max == pytest.approx(FORM_MAXIMA[name]), name
 
 
 def test_the_train_page_refuses_a_model_that_would_exhaust_memory(runs_dir: Path) -> None:
@@ -133,10 +141,7 @@ def _shown(app: AppTest) -> list[str]:
 
 @pytest.mark.parametrize("run", [IMAGE, LINK])
 def test_a_run_in_the_url_is_shown_as_text(run: str, runs_dir: Path) -> None:
-    app = AppTest.from_file(APP, default_timeout=TIMEOUT_S)
-    app.query_params["run"] = run
-    app.switch_page("pages/train.py")
-    app.run()
+    app = open_page("pages/train.py", TIMEOUT_S, run=run)
     assert not app.exception
     shown = [text for text in _shown(app) if "There is no run" in text]
     assert shown, _shown(app)
@@ -201,9 +206,8 @@ def test_classroom_mode_lets_visitors_watch_and_only_the_teacher_act(
     assert not access.sign_in("wrong") and not access.sign_in("s3cre") and not access.can_control()
     assert access.sign_in(" s3cret ") and access.can_control()
 
-    teacher = AppTest.from_file(APP, default_timeout=TIMEOUT_S)
+    teacher = open_page("pages/train.py", TIMEOUT_S, run_now=False)
     teacher.session_state[access.TEACHER_KEY] = True  # what the sidebar's token form sets
-    teacher.switch_page("pages/train.py")
     teacher.run()
     _toy_settings(teacher)
     assert not _start_button(teacher).disabled and teacher.get("file_uploader")

@@ -15,10 +15,10 @@ from flows import sampling
 from flows.data import load_mnist
 from flows.training import EvalEvent, TrainConfig, load_export, runs
 
-from .browser import REPO, make_data_dir
+from .apptest import open_page, use_folders
+from .browser import make_data_dir
 from .conftest import train_in_folder
 
-APP = str(REPO / "streamlit_app.py")
 TIMEOUT_S = 60
 
 
@@ -37,11 +37,8 @@ def mnist_run(mnist_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tupl
 
 
 def samples_page(data_dir: Path, runs_dir: Path, monkeypatch: pytest.MonkeyPatch) -> AppTest:
-    monkeypatch.setenv("FLOWLAB_DATA_DIR", str(data_dir))
-    monkeypatch.setenv("FLOWLAB_RUNS_DIR", str(runs_dir))
-    app = AppTest.from_file(APP, default_timeout=TIMEOUT_S)
-    app.switch_page("pages/samples.py")
-    return app.run()
+    use_folders(monkeypatch, data_dir, runs_dir)
+    return open_page("pages/samples.py", TIMEOUT_S)
 
 
 def widget(app: AppTest, key: str):
@@ -49,6 +46,7 @@ def widget(app: AppTest, key: str):
 
 
 def test_without_a_run_it_says_what_to_do(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FLOWLAB_EXAMPLES_DIR", str(tmp_path / "no-examples"))  # a clone without examples
     app = samples_page(tmp_path / "no-data", tmp_path / "no-runs", monkeypatch)
     assert not app.exception
     assert any("No trained run yet" in info.value and "Train" in info.value for info in app.info)

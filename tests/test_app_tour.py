@@ -10,10 +10,9 @@ from streamlit.testing.v1 import AppTest
 
 from flows.training import TrainConfig, runs
 
+from .apptest import open_page, use_folders
 from .conftest import train_in_folder
 
-REPO = Path(__file__).resolve().parents[1]
-APP = str(REPO / "streamlit_app.py")
 TIMEOUT_S = 240
 
 
@@ -37,11 +36,8 @@ def _walk(at: AppTest) -> int:
 
 
 def test_tour_fresh_model(mnist_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("FLOWLAB_DATA_DIR", str(mnist_dir))
-    monkeypatch.setenv("FLOWLAB_RUNS_DIR", str(tmp_path / "runs"))
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT_S)
-    at.switch_page("pages/tour.py")
-    at.run()
+    use_folders(monkeypatch, mnist_dir, tmp_path / "runs")
+    at = open_page("pages/tour.py", TIMEOUT_S)
     assert not at.exception
     assert _walk(at) == 2 + 5 + 2  # pixels, dequantization, logit + 4 couplings, z, way back
 
@@ -56,9 +52,7 @@ def test_tour_trained_glow(mnist_dir: Path, tmp_path: Path, monkeypatch: pytest.
     )  # fmt: skip
     train_in_folder(config, runs.create_run(runs_dir, config, name="tiny-glow"))
     monkeypatch.setenv("FLOWLAB_RUNS_DIR", str(runs_dir))
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT_S)
-    at.switch_page("pages/tour.py")
-    at.run()
+    at = open_page("pages/tour.py", TIMEOUT_S)
     run = next(label for label in at.selectbox(key="tour_model").options if label.startswith("Run "))
     at.selectbox(key="tour_model").select(run).run()
     assert not at.exception

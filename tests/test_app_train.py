@@ -14,10 +14,10 @@ from streamlit.testing.v1 import AppTest
 
 from flows.training import TrainConfig, runs
 
-from .browser import REPO, make_data_dir
+from .apptest import open_page, use_folders
+from .browser import make_data_dir
 from .conftest import train_in_folder
 
-APP = str(REPO / "streamlit_app.py")
 TRAIN_PAGE = "pages/train.py"
 TIMEOUT_S = 60
 SETTINGS_KEYS = (
@@ -38,17 +38,12 @@ def folders(mnist_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     """A data folder with MNIST's test digits only and an empty runs folder, named in the environment."""
     data_dir = make_data_dir(mnist_dir, tmp_path / "data" / "mnist")
     runs_dir = tmp_path / "runs"
-    monkeypatch.setenv("FLOWLAB_DATA_DIR", str(data_dir))
-    monkeypatch.setenv("FLOWLAB_RUNS_DIR", str(runs_dir))
+    use_folders(monkeypatch, data_dir, runs_dir)
     return data_dir, runs_dir
 
 
 def train_page(run_id: str | None = None) -> AppTest:
-    app = AppTest.from_file(APP, default_timeout=TIMEOUT_S)
-    if run_id:
-        app.query_params["run"] = run_id
-    app.switch_page(TRAIN_PAGE)
-    return app.run()
+    return open_page(TRAIN_PAGE, TIMEOUT_S, run=run_id)
 
 
 def widget(app: AppTest, key: str):
@@ -246,3 +241,31 @@ def test_the_run_panel_shows_the_sample_score_and_an_overfitting_warning(folders
     (path / runs.METRICS_FILE).write_text("".join(json.dumps(line) + "\n" for line in lines))
     app = train_page("watched")
     assert not any("overfitting" in warning.value for warning in app.warning)
+
+
+def test_a_finished_run_continues_for_n_more_steps_as_one_longer_run(folders, tmp_path: Path) -> None:
+    """'Continue for N more steps' on a done run: it trains on to the new total; with a constant schedule
+    its weights are those of one uninterrupted run of that length."""
+    _, runs_dir = folders
+    config = TrainConfig(
+        dataset="moons", hidden=[8], blocks=2, batch_size=16, steps=30, toy_points=256, schedule="constant",
+        warmup_steps=5, eval_every=0, checkpoint_every=0, num_threads=1,
+    )  # fmt: skip
+    train_in_folder(config, runs.create_run(runs_dir, config, name="finished"))
+    whole_dir = runs.create_run(tmp_path / "whole", config.resumed({"steps": 50}), name="whole")
+    train_in_folder(runs.read_config(whole_dir), whole_dir)
+    app = train_page("finished")
+    assert not app.exception and "done" in run_header(app, "finished")
+    assert not any(b.key == "continue-finished" for b in app.button)  # Continue is for unfinished runs
+    widget(app, "extend-steps-finished").set_value(20).run()
+    extend = button(app, "extend-finished")
+    assert extend.label == "Continue for 20 more steps"
+    extend.click().run()
+    assert not app.exception
+    refresh_until(app, lambda a: "done" in run_header(a, "finished") and step_tile(a) == 50, "the extension")
+    assert runs.read_config(runs_dir / "finished").steps == 50
+    extended = runs.load_checkpoint(runs.checkpoint_path(runs_dir / "finished", "last"))
+    whole = runs.load_checkpoint(runs.checkpoint_path(whole_dir, "last"))
+    assert extended["step"] == whole["step"] == 50
+    for name, tensor in whole["model"].items():
+        assert torch.equal(tensor, extended["model"][name]), name

@@ -73,3 +73,44 @@ def test_the_library_never_imports_the_ui() -> None:
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
             names += [node.module or ""] if isinstance(node, ast.ImportFrom) else []
             assert not any(n.split(".")[0] in ("streamlit", "dashboard", "pages") for n in names), path
+
+
+#: The library's lower layers (ARCHITECTURE.md): layers, priors, the registry, data and infrastructure.
+LOWER_LAYERS = (
+    "bijection",
+    "couplings",
+    "models",
+    "nn",
+    "priors",
+    "registry",
+    "image",
+    "data",
+    "infra",
+    "limits",
+)
+
+
+def _reachable(graph: dict[str, set[str]], start: str) -> set[str]:
+    """Every module ``start`` imports, directly or through others."""
+    seen: set[str] = set()
+    todo = [start]
+    while todo:
+        for imported in graph[todo.pop()]:
+            if imported not in seen:
+                seen.add(imported)
+                todo.append(imported)
+    return seen
+
+
+def test_imports_only_point_down_in_the_library() -> None:
+    """The layers, priors, registry and data never reach training or the command line, even indirectly."""
+    graph = _import_graph("flows")
+    lower = [m for m in graph if m.split(".")[1:2] and m.split(".")[1] in LOWER_LAYERS]
+    assert len(lower) > 20, lower  # the walk found the modules it is about
+    for module in lower:
+        upward = sorted(m for m in _reachable(graph, module) if m.startswith(("flows.training", "flows.cli")))
+        assert not upward, f"{module} imports {upward}"
+
+
+def test_the_reachability_walk_follows_chains() -> None:
+    assert _reachable({"a": {"b"}, "b": {"c"}, "c": set()}, "a") == {"b", "c"}

@@ -11,14 +11,11 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from .browser import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
     PAGES,
     REPO,
     StreamlitServer,
@@ -26,7 +23,6 @@ from .browser import (
     main_text,
     make_data_dir,
     metric_value,
-    missing_browser,
     screenshot_whole_page,
     streamlit_server,
     wait_for_navigation,
@@ -39,20 +35,6 @@ VIEWPORT = {"width": 1600, "height": 1000}
 #: Milliseconds Playwright waits for something the page should show.
 WAIT_MS = 60_000
 T0 = time.monotonic()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    reason = missing_browser()
-    if reason:
-        print(f"SKIP browser tests: {reason}")
-        pytest.skip(reason)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture(scope="module")
@@ -180,7 +162,7 @@ def test_train_pause_resume_stop_reload_two_tabs_and_every_page(
 
 def _train_flow(first, second, url: str, runs_dir: Path) -> None:
     page = first.new_page()
-    page.goto(url)
+    page.goto(url, timeout=WAIT_MS)
     wait_for_navigation(page, "Home")
     _open_page(page, "Train")
     page.get_by_text("Only MNIST's 10,000 test images").wait_for(timeout=WAIT_MS)  # 9,000 train, 1,000 test
@@ -218,7 +200,7 @@ def _train_flow(first, second, url: str, runs_dir: Path) -> None:
     _log("Second context")
     # A second browser context (another user, or a tab after closing this one) sees the same run.
     other = second.new_page()
-    other.goto(f"{url}/train")
+    other.goto(f"{url}/train", timeout=WAIT_MS)
     _run_header(other, run_id).wait_for(timeout=WAIT_MS)
     assert run_id in other.url
     _wait_step_above(other, step)
@@ -245,7 +227,7 @@ def _train_flow(first, second, url: str, runs_dir: Path) -> None:
 
     _log("Reload")
     # A reload reattaches to the same run (its id is in the URL).
-    page.reload()
+    page.reload(timeout=WAIT_MS)
     wait_for_navigation(page, "Train")
     _run_header(page, run_id).filter(has_text="running").wait_for(timeout=WAIT_MS)
 
@@ -255,7 +237,7 @@ def _train_flow(first, second, url: str, runs_dir: Path) -> None:
     page.close()
     other.close()
     page = first.new_page()
-    page.goto(run_url)
+    page.goto(run_url, timeout=WAIT_MS)
     _run_header(page, run_id).filter(has_text="running").wait_for(timeout=WAIT_MS)
     _wait_step_above(page, closed_at)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -10,25 +9,11 @@ import pytest
 
 from dashboard import access
 
-from .browser import CHROMIUM, CHROMIUM_ARGS, missing_browser, streamlit_server
+from .browser import streamlit_server
 
 pytestmark = pytest.mark.browser
 WAIT_MS = 60_000
 TRACKER = "198.51.100.7"  # TEST-NET-2: nothing answers there, but a request would show up
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    reason = missing_browser()
-    if reason:
-        print(f"SKIP browser tests: {reason}")
-        pytest.skip(reason)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 def test_injected_markdown_fetches_nothing_and_only_the_teacher_controls(

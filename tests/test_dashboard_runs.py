@@ -5,32 +5,22 @@ from __future__ import annotations
 import io
 import json
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from dashboard.services.run_manager import RunManager, import_checkpoint, read_checkpoint_bytes
+from dashboard.services.run_manager import RunManager
 from dashboard.services.threads import training_threads
+from dashboard.services.uploads import import_checkpoint, read_checkpoint_bytes
 from dashboard.widgets import charts
 from flows.data.location import HOLDOUT_IMAGES as HOLDOUT_DIGITS
 from flows.data.location import plan_image_data
 from flows.training import TrainConfig, list_runs, runs
 
 from .conftest import train_in_folder
-
-WAIT_S = 60.0
-
-
-def wait_until(condition: Callable[[], bool], what: str, timeout_s: float = WAIT_S) -> None:
-    """Polls ``condition`` until it holds; fails naming ``what`` after ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.02)
+from .polling import wait_until
 
 
 def toy_config(steps: int = 100_000, **changes) -> TrainConfig:
@@ -238,16 +228,17 @@ def test_curves_figure_overlays_runs_in_bits_per_dim() -> None:
     assert figure.layout.yaxis.title.text == "bits / dim"
 
 
-def test_the_training_thread_code_never_imports_streamlit() -> None:
-    """run_manager.py runs in training threads: Streamlit must not be called there, so it is not imported."""
+@pytest.mark.parametrize("name", ["run_manager", "run_record", "live_samples", "loop", "threads", "uploads"])
+def test_the_training_thread_code_never_imports_streamlit(name: str) -> None:
+    """These modules run in training threads: Streamlit must not be called there, so it is not imported."""
     import ast
+    import importlib
 
-    import dashboard.services.run_manager as module
-
+    module = importlib.import_module(f"dashboard.services.{name}")
     tree = ast.parse(Path(module.__file__).read_text())
     imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
     imported |= {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
-    assert not any(name.split(".")[0] == "streamlit" for name in imported)
+    assert not any(found.split(".")[0] == "streamlit" for found in imported)
 
 
 def test_histogram_bins_the_bulk_and_counts_the_outliers() -> None:
@@ -256,3 +247,20 @@ def test_histogram_bins_the_bulk_and_counts_the_outliers() -> None:
     (histogram,) = figure.data
     assert histogram.xbins.end < 3  # the bins cover the bulk, not the far outliers
     assert "10 above" in figure.layout.annotations[-1].text
+
+
+def test_a_time_budget_run_shows_its_time_left_and_how_far_it_is(manager: RunManager) -> None:
+    from dashboard.train.run_view import load_view, progress_fraction, progress_text
+
+    budget_s = 6.0
+    run_id = manager.start(toy_config(minutes=budget_s / 60))
+    wait_until(lambda: manager.snapshot(run_id).elapsed > 1.0, "a second of training")
+    snapshot = manager.snapshot(run_id)
+    if snapshot.state == "running":
+        assert snapshot.eta_seconds == pytest.approx(budget_s - snapshot.elapsed, abs=1e-9)
+    view = load_view(manager, run_id)
+    assert progress_fraction(view) == pytest.approx(min(1.0, view.elapsed / budget_s))
+    assert 0.0 < progress_fraction(view) <= 1.0
+    assert " of 6 s" in progress_text(view) and "/ 100,000" not in progress_text(view)
+    wait_until(lambda: state_of(manager, run_id) == "done", "the end of the budget")
+    assert progress_fraction(load_view(manager, run_id)) == pytest.approx(1.0, abs=0.05)

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from dashboard.model.view import parse_activations, parse_layer_sizes
 from dashboard.playground.data import parse_points_csv
-from dashboard.services.run_manager import read_checkpoint_bytes
+from dashboard.services.uploads import read_checkpoint_bytes
 from flows import cli, limits
 from flows.data.idx import parse_idx
 from flows.training import TrainConfig, runs

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.browser import CHROMIUM, CHROMIUM_ARGS, missing_browser, streamlit_server
+from tests.browser import chromium, missing_browser, streamlit_server
 
 APP = """
 import plotly.graph_objects as go
@@ -41,33 +41,27 @@ def _chart(page):
 
 @pytest.mark.browser
 def test_a_new_figure_updates_the_same_chart_and_keeps_the_zoom(app_url: str) -> None:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1000, "height": 800})
-            page.goto(app_url)
-            chart = _chart(page)
-            chart.locator(".scatterlayer .trace").wait_for(timeout=90_000)
-            assert chart.get_attribute("data-renders") == "1"
-            # Mark the live div and zoom in; a remount would lose both.
-            chart.evaluate(
-                "el => { el.dataset.marker = 'same'; return Plotly.relayout(el, {'xaxis.range': [0, 0.5]}); }"
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": 1000, "height": 800})
+        page.goto(app_url)
+        chart = _chart(page)
+        chart.locator(".scatterlayer .trace").wait_for(timeout=90_000)
+        assert chart.get_attribute("data-renders") == "1"
+        # Mark the live div and zoom in; a remount would lose both.
+        chart.evaluate(
+            "el => { el.dataset.marker = 'same'; return Plotly.relayout(el, {'xaxis.range': [0, 0.5]}); }"
+        )
+        for clicks in range(2, 5):
+            page.get_by_role("button", name="More").click()
+            page.get_by_text(f"points: {clicks}").wait_for(timeout=60_000)
+            page.wait_for_function(
+                "n => { const f = document.querySelector(\"iframe[title*='live_chart']\");"
+                " const el = f && f.contentDocument.getElementById('chart');"
+                " return el && el.dataset.renders === String(n); }",
+                arg=clicks,
+                timeout=60_000,
             )
-            for clicks in range(2, 5):
-                page.get_by_role("button", name="More").click()
-                page.get_by_text(f"points: {clicks}").wait_for(timeout=60_000)
-                page.wait_for_function(
-                    "n => { const f = document.querySelector(\"iframe[title*='live_chart']\");"
-                    " const el = f && f.contentDocument.getElementById('chart');"
-                    " return el && el.dataset.renders === String(n); }",
-                    arg=clicks,
-                    timeout=60_000,
-                )
-            assert chart.get_attribute("data-marker") == "same"  # the same div: no remount
-            points = chart.evaluate("el => el.data[0].x.length")
-            assert points == 4
-            assert chart.evaluate("el => el.layout.xaxis.range") == [0, 0.5]  # zoom kept (uirevision)
-        finally:
-            browser.close()
+        assert chart.get_attribute("data-marker") == "same"  # the same div: no remount
+        points = chart.evaluate("el => el.data[0].x.length")
+        assert points == 4
+        assert chart.evaluate("el => el.layout.xaxis.range") == [0, 0.5]  # zoom kept (uirevision)

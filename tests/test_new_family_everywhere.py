@@ -10,26 +10,23 @@ from streamlit.testing.v1 import AppTest
 
 from flows import cli, registry
 
+from .apptest import open_page, use_folders
 from .test_registry import TOY
 
 REPO = Path(__file__).resolve().parents[1]
-APP = str(REPO / "streamlit_app.py")
 TIMEOUT_S = 180
 
 
 @pytest.fixture
 def toy_family(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> registry.FlowFamily:
     """The test family, registered for one test, with no MNIST and no runs on disk."""
-    monkeypatch.setenv("FLOWLAB_DATA_DIR", str(tmp_path / "no-mnist"))
-    monkeypatch.setenv("FLOWLAB_RUNS_DIR", str(tmp_path / "runs"))
+    use_folders(monkeypatch, tmp_path / "no-mnist", tmp_path / "runs")
     with registry.registered(TOY) as family:
         yield family
 
 
 def _page(script: str) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT_S)
-    at.switch_page(script)
-    at.run()
+    at = open_page(script, TIMEOUT_S)
     assert not at.exception, [e.value for e in at.exception]
     return at
 

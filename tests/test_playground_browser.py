@@ -15,13 +15,15 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.browser import CHROMIUM, CHROMIUM_ARGS, missing_browser, streamlit_server
+from tests.browser import chromium, missing_browser, streamlit_server
 
 PLAY_BUTTON = "Play"  # get_by_role("button", name=...)
 PAUSE_BUTTON = "Pause"
 STATUS_SELECTOR = ".st-key-pg_status"  # "paused"/"training", then metrics "Step" N, "Loss (nats)" X, ...
 DENSITY_SELECTOR = ".st-key-pg_panel_density"  # the learned-density heatmap panel
 LOSS_SELECTOR = ".st-key-pg_panel_loss"  # the loss-curve panel
+FIRST_DRAW_TIMEOUT_MS = 180_000  # a cold page on a loaded 2-core machine: four charts, plotly.js in each
+SCREENSHOT_TIMEOUT_MS = 180_000  # a busy 2-core machine can take many seconds to hand over a frame
 
 
 def read_status(page) -> tuple[int, float | None, bool]:
@@ -40,7 +42,9 @@ def open_playground(page, base_url: str) -> None:
     the same, only without the wide layout. Open the root first when the layout matters.
     """
     page.goto(base_url.rstrip("/") + "/playground")
-    page.wait_for_selector(f"{DENSITY_SELECTOR} .js-plotly-plot", timeout=90_000)
+    page.frame_locator(f"{DENSITY_SELECTOR} iframe").locator(".js-plotly-plot").wait_for(
+        timeout=FIRST_DRAW_TIMEOUT_MS
+    )
 
 
 def play_playground(page, base_url: str, seconds: float = 3.0) -> dict:
@@ -51,7 +55,7 @@ def play_playground(page, base_url: str, seconds: float = 3.0) -> dict:
     """
     open_playground(page, base_url)
     step_before, _, _ = read_status(page)
-    density_before = page.locator(DENSITY_SELECTOR).screenshot()
+    density_before = page.locator(DENSITY_SELECTOR).screenshot(timeout=SCREENSHOT_TIMEOUT_MS)
     page.get_by_role("button", name=PLAY_BUTTON).click()
     page.wait_for_selector(f"{STATUS_SELECTOR}:has-text('training')", timeout=60_000)
     deadline = time.monotonic() + seconds
@@ -59,7 +63,7 @@ def play_playground(page, base_url: str, seconds: float = 3.0) -> dict:
         assert time.monotonic() < deadline + 60, "the step counter never advanced"
         page.wait_for_timeout(250)
     step_after, loss_after, _ = read_status(page)
-    density_after = page.locator(DENSITY_SELECTOR).screenshot()
+    density_after = page.locator(DENSITY_SELECTOR).screenshot(timeout=SCREENSHOT_TIMEOUT_MS)
     page.get_by_role("button", name=PAUSE_BUTTON).click()
     page.wait_for_selector(f"{STATUS_SELECTOR}:has-text('paused')", timeout=60_000)
     return {
@@ -85,18 +89,139 @@ def dashboard_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.mark.browser
 def test_play_advances_the_loss_and_changes_the_heatmap(dashboard_url: str) -> None:
-    from playwright.sync_api import sync_playwright
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": 1600, "height": 1000})
+        result = play_playground(page, dashboard_url, seconds=3.0)
+        assert result["step_before"] == 0
+        assert result["step_after"] > 0 and result["loss_after"] is not None
+        assert result["density_after"] != result["density_before"]  # the heatmap was redrawn, changed
+        paused = result["paused_step"]
+        page.wait_for_timeout(1500)
+        assert read_status(page)[0] == paused and not read_status(page)[2]  # paused means paused
 
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1600, "height": 1000})
-            result = play_playground(page, dashboard_url, seconds=3.0)
-            assert result["step_before"] == 0
-            assert result["step_after"] > 0 and result["loss_after"] is not None
-            assert result["density_after"] != result["density_before"]  # the heatmap was redrawn, changed
-            paused = result["paused_step"]
-            page.wait_for_timeout(1500)
-            assert read_status(page)[0] == paused and not read_status(page)[2]  # paused means paused
-        finally:
-            browser.close()
+
+PANEL_SELECTORS = tuple(f".st-key-pg_panel_{name}" for name in ("samples", "density", "grid", "loss"))
+BURST_FRAMES = 40
+VIEWPORTS = ({"width": 1600, "height": 1000}, {"width": 1280, "height": 720})  # a laptop, a projector
+
+
+def blank_panels_in_burst(page, frames: int = BURST_FRAMES) -> tuple[int, int, int]:
+    """(frames with a blank panel, blank panels in all, frames showing a "Stop" button) while playing.
+
+    A panel is blank when every pixel of its box has one colour (the background): no axes, no points.
+    """
+    import io
+
+    from PIL import Image
+
+    boxes = [page.locator(selector).bounding_box() for selector in PANEL_SELECTORS]
+    stop = page.get_by_role("button", name="Stop", exact=True)
+    frames_blank = panels_blank = frames_with_stop = 0
+    for _ in range(frames):
+        shot = Image.open(io.BytesIO(page.screenshot(timeout=SCREENSHOT_TIMEOUT_MS))).convert("RGB")
+        blank = 0
+        for box in boxes:
+            crop = shot.crop(
+                (int(box["x"]), int(box["y"]), int(box["x"] + box["width"]), int(box["y"] + box["height"]))
+            )
+            blank += all(low == high for low, high in crop.getextrema())  # one colour in every band
+        frames_blank += blank > 0
+        panels_blank += blank
+        frames_with_stop += any(button.is_visible() for button in stop.all())
+        page.wait_for_timeout(100)
+    return frames_blank, panels_blank, frames_with_stop
+
+
+def seconds_until(page, selector: str, click: str) -> float:
+    """Seconds from clicking the button named ``click`` until ``selector`` is on the page (a measurement)."""
+    button = page.get_by_role("button", name=click, exact=True)
+    button.wait_for(timeout=60_000)
+    started = time.monotonic()
+    button.click(timeout=120_000)
+    page.wait_for_selector(selector, timeout=120_000)
+    return time.monotonic() - started
+
+
+def wait_for_panels(page) -> None:
+    for selector in PANEL_SELECTORS:
+        page.frame_locator(f"{selector} iframe").locator(".js-plotly-plot").wait_for(
+            timeout=FIRST_DRAW_TIMEOUT_MS
+        )
+
+
+@pytest.mark.browser
+@pytest.mark.timeout(1800)  # 40 screenshots of a page that trains: many seconds each on a loaded machine
+@pytest.mark.parametrize("viewport", VIEWPORTS, ids=lambda size: f"{size['width']}x{size['height']}")
+def test_no_panel_goes_blank_while_playing(dashboard_url: str, viewport: dict) -> None:
+    """A 40-frame burst while training: no blank panel, no header "Stop"; Pause and Play answer (printed)."""
+    with chromium() as browser:
+        page = browser.new_page(viewport=viewport)
+        open_playground(page, dashboard_url)
+        wait_for_panels(page)
+        page.get_by_role("button", name=PLAY_BUTTON).click()
+        page.wait_for_selector(f"{STATUS_SELECTOR}:has-text('training')", timeout=60_000)
+        step = read_status(page)[0]
+        frames_blank, panels_blank, frames_with_stop = blank_panels_in_burst(page)
+        assert read_status(page)[0] > step  # it trained (and redrew) during the burst
+        assert (frames_blank, panels_blank) == (0, 0), (
+            f"{frames_blank} of {BURST_FRAMES} frames had a blank panel ({panels_blank} panels)"
+        )
+        assert frames_with_stop == 0, f"the header showed a Stop button in {frames_with_stop} frames"
+        pause = seconds_until(page, f"{STATUS_SELECTOR}:has-text('paused')", PAUSE_BUTTON)
+        play = seconds_until(page, f"{STATUS_SELECTOR}:has-text('training')", PLAY_BUTTON)
+        pause_again = seconds_until(page, f"{STATUS_SELECTOR}:has-text('paused')", PAUSE_BUTTON)
+        print(
+            f"\n{viewport['width']}x{viewport['height']}: Pause answered in {pause:.2f} s and "
+            f"{pause_again:.2f} s, Play in {play:.2f} s while training (this machine's load)"
+        )
+
+
+TEXT_SELECTORS = (
+    '.st-key-pg_status [data-testid="stMetricLabel"] p',
+    '.st-key-pg_status [data-testid="stMetricValue"] div',
+    '[data-testid="stTab"] p',
+    ".stMainBlockContainer h3",
+)
+
+
+@pytest.mark.browser
+def test_projector_layout_fits_one_screen_with_nothing_clipped(dashboard_url: str) -> None:
+    """At 1280x720 the buttons, the status tiles and the four panels lie inside the viewport, no text cut."""
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": 1280, "height": 720})
+        page.goto(dashboard_url)  # the router first: the wide layout
+        page.wait_for_timeout(1000)
+        open_playground(page, dashboard_url)
+        wait_for_panels(page)
+        page.wait_for_timeout(1500)  # the panels size themselves to the window once drawn
+        boxes = {
+            name: page.get_by_role("button", name=name, exact=True).bounding_box()
+            for name in ("Play", "Pause", "Step", "Reset")
+        }
+        boxes["status"] = page.locator(STATUS_SELECTOR).bounding_box()
+        for selector in PANEL_SELECTORS:
+            boxes[selector] = page.locator(selector).bounding_box()
+        outside = {
+            name: box
+            for name, box in boxes.items()
+            if box["x"] < 0
+            or box["y"] < 0
+            or box["x"] + box["width"] > 1280
+            or box["y"] + box["height"] > 720
+        }
+        assert not outside, f"outside the 1280x720 screen: {outside}"
+        clipped = page.evaluate(
+            """selectors => selectors.flatMap(selector => [...document.querySelectorAll(selector)]
+                .filter(el => el.scrollWidth > el.clientWidth || el.scrollHeight > el.clientHeight + 1)
+                .map(el => [selector, el.innerText, el.scrollWidth, el.clientWidth]))""",
+            list(TEXT_SELECTORS),
+        )
+        assert not clipped, f"text cut short (selector, text, scrollWidth, clientWidth): {clipped}"
+        assert page.locator(".st-key-pg_status [data-testid='stMetric']").count() == 6
+        for selector in PANEL_SELECTORS:  # each chart's title inside its chart
+            chart = page.frame_locator(f"{selector} iframe").locator("#chart")
+            left, right, width = chart.evaluate(
+                "el => { const r = el.querySelector('.gtitle').getBoundingClientRect();"
+                " return [r.left, r.right, el.clientWidth]; }"
+            )
+            assert 0 <= left < right <= width, f"{selector}: title spans {left:.0f}-{right:.0f} of {width} px"

@@ -12,6 +12,7 @@ from streamlit.testing.v1 import AppTest
 
 from dashboard.playground import data
 from dashboard.playground.page import DEFAULTS, LIVE_TABS
+from dashboard.widgets import live_chart
 
 PAGE = Path(__file__).resolve().parents[1] / "pages" / "playground.py"
 
@@ -56,8 +57,8 @@ def test_page_renders_controls_and_the_four_live_panels() -> None:
     assert at.button(key="pg_pause").disabled and not at.button(key="pg_play").disabled
     assert _shown_step(at) == 0 and "paused" in _state(at)
     assert _metric(at, "Gaussian fit") == f"{data.gaussian_fit_nll(at.session_state.pg_run.train_points):.3f}"
-    charts = [chart for chart in at.get("plotly_chart")]
-    assert len(charts) == 4
+    charts = [chart.proto.component_name for chart in at.get("component_instance")]
+    assert charts == [live_chart._component.name] * 4  # the four live panels, updated in place
     assert at.session_state.pg_run.train_points.shape == (2000, 2)
 
 
@@ -209,3 +210,27 @@ def test_back_and_next_step_through_the_layers() -> None:
     at.radio(key="pg_model").set_value("realnvp")  # that position no longer exists: back to the last
     _run_after(at)
     assert at.select_slider(key="pg_layer").value == last and not at.exception
+
+
+def test_the_live_panels_unvalidated_specs_pass_plotlys_validation() -> None:
+    """figures builds the four live panels without validation; each spec is valid all the same."""
+    import numpy as np
+    import plotly.graph_objects as go
+
+    from dashboard.playground import figures
+
+    generator = np.random.default_rng(0)
+    shown = generator.normal(size=(800, 2))
+    grid = generator.normal(size=(2, 9, 30, 2))
+    built = [
+        figures.samples_figure(shown, generator.normal(size=(800, 2)), 4.0),
+        figures.density_figure(generator.normal(size=(64, 64)), shown, 4.0),
+        figures.warped_grid_figure(grid, shown, 4.0),
+        figures.loss_figure(
+            list(range(1, 301)), list(np.linspace(3, 2, 300)), [100, 200], [2.9, 2.5], 3.2, 1.6, "estimated"
+        ),
+    ]
+    for figure in built:
+        checked = go.Figure(figure.to_dict())  # validates every property: raises on a bad one
+        assert checked.to_plotly_json()["layout"]["height"] == figure.layout.height
+        assert len(checked.data) == len(figure.data) > 0

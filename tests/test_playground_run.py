@@ -11,13 +11,15 @@ import pytest
 import torch
 from PIL import Image
 
-from dashboard.playground import run as playground_run
 from dashboard.playground.data import toy_points
 from dashboard.playground.export import ExportPanels, panels_png
 from dashboard.playground.figures import block_means, smooth
-from dashboard.playground.run import BackgroundLoop, FlowSettings, PlaygroundRun, Race
+from dashboard.playground.run import FlowSettings, PlaygroundRun, Race
+from dashboard.services.loop import BackgroundLoop
 from dashboard.services.threads import one_thread
 from flows import toy_views as views
+
+from .polling import wait_until
 
 SMALL = FlowSettings(hidden=(16, 16), blocks=2, batch_size=64)
 
@@ -78,18 +80,11 @@ def test_step_records_the_trainers_loss_and_lr_changes_apply() -> None:
         PlaygroundRun(SMALL, torch.zeros(10, 3), torch.zeros(10, 3))
 
 
-def _wait_for(condition, seconds: float = 60.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
-
-
 def test_play_trains_in_the_background_and_pause_stops_it() -> None:
     run = PlaygroundRun(SMALL, _moons(300, 0), _moons(200, 1))
     run.play()
     assert run.running
-    _wait_for(lambda: run.steps_done >= 20)
+    wait_until(lambda: run.steps_done >= 20)
     model, history, step = run.snapshot()  # a consistent copy while the thread trains
     assert len(history.steps) == len(history.losses) == step >= 20
     assert model is not run.model
@@ -100,12 +95,13 @@ def test_play_trains_in_the_background_and_pause_stops_it() -> None:
     assert run.steps_done == stopped == run.trainer.step
 
 
-def test_background_loop_stops_without_heartbeat_and_reports_errors(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(playground_run, "HEARTBEAT_TIMEOUT", 0.2)
+def test_background_loop_stops_without_heartbeat_and_reports_errors() -> None:
     calls = []
-    loop = BackgroundLoop(lambda: calls.append(1) or time.sleep(0.01) or True, name="test")
+    loop = BackgroundLoop(
+        lambda: calls.append(1) or time.sleep(0.01) or True, name="test", heartbeat_timeout=0.2
+    )
     loop.start()
-    _wait_for(lambda: not loop.running, seconds=10)  # nobody touched it: it stopped by itself
+    wait_until(lambda: not loop.running, timeout_s=10)  # nobody touched it: it stopped by itself
     assert calls and loop.error is None
 
     def broken() -> bool:
@@ -113,7 +109,7 @@ def test_background_loop_stops_without_heartbeat_and_reports_errors(monkeypatch:
 
     failing = BackgroundLoop(broken, name="test-error")
     failing.start()
-    _wait_for(lambda: not failing.running, seconds=10)
+    wait_until(lambda: not failing.running, timeout_s=10)
     assert failing.error == "training stopped: RuntimeError: boom"
 
 
@@ -178,7 +174,7 @@ def test_density_grid_is_the_models_density_and_integrates_to_one() -> None:
 def test_race_trains_both_models_for_the_same_budget() -> None:
     race = Race(SMALL, _moons(300, 0), _moons(200, 1), budget=12)
     race.start()
-    _wait_for(lambda: race.finished)
+    wait_until(lambda: race.finished)
     assert not race.running
     assert {name: run.steps_done for name, run in race.runs.items()} == {"nice": 12, "realnvp": 12}
     assert set(race.final_nll) == {"nice", "realnvp"}

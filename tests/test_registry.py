@@ -129,8 +129,10 @@ def test_logit_support_is_the_open_box_and_outside_it_the_density_is_zero() -> N
     z = torch.tensor([[-30.0, 30.0], [0.0, 1.0]], dtype=torch.float64)
     x, _ = logit(z)
     assert (x > low).all() and (x < high).all() and x[0, 0] < 0 < 1 < x[0, 1]  # beyond [0, 1)
-    flow = Flow(Gaussian([2]), [logit])
-    points = torch.tensor([[0.5, 0.5], [0.5, high + 1e-3], [low - 1e-3, 0.5], [1.04, -0.05]])
+    flow = Flow(Gaussian([2]), [logit]).double()
+    points = torch.tensor(
+        [[0.5, 0.5], [0.5, high + 1e-3], [low - 1e-3, 0.5], [1.04, -0.05]], dtype=torch.float64
+    )
     log_p = flow.logProbability(points)
     assert torch.isfinite(log_p[[0, 3]]).all() and torch.isneginf(log_p[[1, 2]]).all()
 

@@ -17,6 +17,7 @@ from flows import Gaussian, RealNVP, speed
 from flows.speed import MALLOC_ENV, bf16_autocast, bf16_log_probability, bf16_status, make_adam, tune_malloc
 from flows.training import TrainConfig, Trainer
 from flows.training import trainer as trainer_module
+from flows.training.guards import clip_gradients
 
 
 def _small_realnvp() -> RealNVP:
@@ -147,9 +148,10 @@ def test_trainer_uses_fused_adamw_and_leaves_malloc_to_the_process(monkeypatch: 
 
 def test_main_tunes_malloc_before_training(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     from flows import cli
+    from flows.cli import command
 
     calls = []
-    monkeypatch.setattr(cli, "tune_malloc", lambda: calls.append(1) or True)
+    monkeypatch.setattr(command, "tune_malloc", lambda: calls.append(1) or True)
     argv = ["--dataset", "moons", "--toy-points", "256", "--hidden", "16", "--blocks", "1", "--steps", "2"]
     argv += ["--eval-every", "0", "--runs-dir", str(tmp_path), "--no-progress"]
     assert cli.main(argv) == 0
@@ -180,7 +182,7 @@ def test_trainer_clipping_matches_clip_grad_norm(max_norm: float) -> None:
     x = torch.randn(32, 2)
     for model in (trainer.model, reference):
         (-model.logProbability(x).mean()).backward()
-    norm = trainer._clip_gradients(max_norm)
+    norm = clip_gradients(trainer.model, max_norm)  # what Trainer.train_step calls
     expected = torch.nn.utils.clip_grad_norm_(reference.parameters(), max_norm if max_norm > 0 else math.inf)
     assert norm == float(expected)
     for ours, theirs in zip(trainer.model.parameters(), reference.parameters(), strict=True):

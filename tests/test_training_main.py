@@ -16,7 +16,7 @@ import torch
 from flows import cli
 from flows.data import bits_per_dim, dequantize, load_mnist
 from flows.training import TrainConfig, list_runs, load_run_model, runs
-from flows.training.trainer import EVAL_NOISE_SEED
+from flows.training.held_out import EVAL_NOISE_SEED
 
 REPO = Path(__file__).resolve().parents[1]
 STEPS = 150

@@ -12,7 +12,7 @@ import torch
 from flows.evaluation import SampleScorer
 from flows.training import EvalEvent, OverfitEvent, RunLogger, TrainConfig, Trainer, runs
 from flows.training.ema import WeightAverage
-from flows.training.trainer import OVERFIT_MARGIN_BITS
+from flows.training.held_out import OVERFIT_MARGIN_BITS
 
 TINY = {"hidden": [32], "blocks": 2, "batch_size": 32, "warmup_steps": 5}
 

@@ -86,6 +86,10 @@ def test_create_run_writes_config_and_status_and_is_listed(tmp_path: Path) -> No
     listed = list_runs(tmp_path)
     assert {info.path for info in listed} == {first, second}
     assert all(info.steps == 7 and info.state == "created" and info.step == 0 for info in listed)
+    read: list[Path] = []
+    reader = lambda folder: read.append(folder) or runs.run_info(folder)  # noqa: E731 (e.g. a cached reader)
+    assert [info.path for info in list_runs(tmp_path, read=reader)] == [info.path for info in listed]
+    assert sorted(read) == sorted([first, second])  # each run folder read once, through ``read``
 
 
 @pytest.mark.parametrize("state", ["running", "queued"])

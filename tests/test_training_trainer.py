@@ -10,7 +10,7 @@ import torch
 
 from flows.data import bits_per_dim, dequantize, load_mnist, make_toy
 from flows.training import Event, NonFiniteLossError, RunLogger, TrainConfig, Trainer, runs
-from flows.training.trainer import EVAL_NOISE_SEED
+from flows.training.held_out import EVAL_NOISE_SEED
 
 TINY = {"hidden": [64], "blocks": 2, "eval_every": 0}
 

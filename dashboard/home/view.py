@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -17,10 +17,11 @@ from dashboard import access
 from dashboard.pages import DEFAULT_PAGE, PAGES
 from dashboard.services.threads import one_thread
 from dashboard.text import plain
-from flows import Gaussian, RealNVP
-from flows.data import default_data_dir, make_toy
+from flows import RealNVP
+from flows.data import default_data_dir
 from flows.data.download import DownloadError, download_mnist
 from flows.data.mnist import DATASETS, find_file
+from flows.training import TrainConfig, Trainer
 
 # --- the picture: a small RealNVP trained on two moons ----------------------------------------------
 
@@ -30,32 +31,42 @@ DEMO_STEPS = 400
 DEMO_POINTS = 2000
 CIRCLE_RADII = (1.0,)
 
+#: The demo's training settings: the library's config for a 4-block RealNVP on two moons, trained in
+#: seconds (a high constant-then-cosine lr to zero, large batches, no files).
+DEMO_CONFIG = replace(
+    TrainConfig(),
+    model="realnvp",
+    dataset="moons",
+    blocks=DEMO_BLOCKS,
+    hidden=list(DEMO_HIDDEN),
+    activation="relu",
+    toy_points=20_000,
+    toy_noise=0.05,
+    batch_size=512,
+    lr=1e-2,
+    warmup_steps=0,
+    schedule="cosine",
+    min_lr_fraction=0.0,
+    steps=DEMO_STEPS,
+    eval_every=0,
+    checkpoint_every=0,
+    device="cpu",
+)
+
 
 def fit_moons_flow(steps: int = DEMO_STEPS, seed: int = 0) -> RealNVP:
-    """A 2D RealNVP (4 blocks) fitted to two moons by the seed's loss, -mean logProbability.
+    """A 2D RealNVP (4 blocks) fitted to two moons by the library's trainer (``flows.training.Trainer``,
+    the seed's loss -mean logProbability).
 
     Deterministic for a given seed; leaves torch's global random state as it was. Runs on one CPU
     thread: the net is tiny, so more threads only add waiting (several times slower on a busy CPU).
     """
-    with one_thread():
-        return _fit_moons_flow(steps, seed)
-
-
-def _fit_moons_flow(steps: int, seed: int) -> RealNVP:
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        model = RealNVP(Gaussian([2]), hidden=DEMO_HIDDEN, blocks=DEMO_BLOCKS, activation="relu")
-        optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
-        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)
-        data = make_toy("moons", 20_000, noise=0.05, seed=seed)
-        generator = torch.Generator().manual_seed(seed)
-        for _ in range(steps):
-            batch = data[torch.randint(len(data), (512,), generator=generator)]
-            loss = -model.logProbability(batch).mean()
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            schedule.step()
+    config = replace(DEMO_CONFIG, steps=steps, seed=seed).validate()
+    with one_thread(), torch.random.fork_rng(devices=[]):
+        trainer = Trainer(config)
+        trainer.run()
+    model = trainer.model
+    assert isinstance(model, RealNVP), "the demo's family is RealNVP"
     return model.eval()
 
 

@@ -27,7 +27,7 @@ from dashboard.services import state
 from dashboard.text import plain
 from dashboard.widgets.maths import read_doc, render_markdown_with_latex
 from flows import registry
-from flows.training import list_runs, runs
+from flows.training import runs
 
 TOLERANCE = 1e-6
 
@@ -39,6 +39,23 @@ def fresh_choices() -> dict[str, str]:
 
 DIMS = {MNIST_DIMS: "784 (MNIST-shaped)", 16: "16", 8: "8"}
 IMAGE_DIMS = {64: "1x8x8 (n = 64, quick)", MNIST_DIMS: "1x28x28 (MNIST-shaped, n = 784)"}
+#: A fresh flow's size widget, by whether the family is image-shaped: (label, choices, key, help).
+SIZE_CHOICES = {
+    False: (
+        "Dimensions n",
+        DIMS,
+        "jacobian_dims",
+        "784: built as the trainer builds MNIST models (checkerboard halves, a logit layer last). "
+        "16 and 8: halves are the first and second half of the coordinates.",
+    ),
+    True: (
+        "Image",
+        IMAGE_DIMS,
+        "jacobian_image_dims",
+        "A small image flow (2 scales, 1 step each, 8 channels) with a logit layer last; "
+        "1x28x28 is built as the trainer builds MNIST models.",
+    ),
+}
 
 
 def render() -> None:
@@ -52,40 +69,21 @@ def render() -> None:
     )
     state.torch_ready()
     images = state.test_images("mnist")
-    trained = {
-        f"Run {info.run_id}": info
-        for info in list_runs(state.runs_root())
-        if info.checkpoints and info.config
-    }
+    trained = {f"Run {info.label}": info for info in state.runs_and_examples()}  # examples last
     model_column, settings_column, input_column = st.columns([2, 2, 3])
     with model_column:
         choice = st.selectbox("Model", [*FRESH, *trained], key="jacobian_model")
-        if not trained:
+        if all(info.example for info in trained.values()):
             st.caption(
                 f"No trained runs in `{state.runs_root()}` yet: start one on the **Train** page (or with "
-                "`python main.py`) and it appears here. A fresh model checks the same formulas."
+                "`python main.py`) and it appears here; the shipped examples are at the end of the list. "
+                "A fresh model checks the same formulas."
             )
     with settings_column:
-        if choice in FRESH and registry.get_family(FRESH[choice]).image_shaped:
-            dims = st.selectbox(
-                "Image",
-                list(IMAGE_DIMS),
-                format_func=IMAGE_DIMS.get,
-                key="jacobian_image_dims",
-                help="A small image flow (2 scales, 1 step each, 8 channels) with a logit layer last; "
-                "1x28x28 is built as the trainer builds MNIST models.",
-            )
-        elif choice in FRESH:
-            dims = st.selectbox(
-                "Dimensions n",
-                list(DIMS),
-                format_func=DIMS.get,
-                key="jacobian_dims",
-                help="784: built as the trainer builds MNIST models (checkerboard halves, a logit layer "
-                "last). 16 and 8: halves are the first and second half of the coordinates.",
-            )
         if choice in FRESH:
             image_flow = registry.get_family(FRESH[choice]).image_shaped
+            label, sizes, key, help_text = SIZE_CHOICES[image_flow]
+            dims = st.selectbox(label, list(sizes), format_func=sizes.get, key=key, help=help_text)
             blocks = (
                 2 if image_flow else st.slider("Blocks (F = f0 o f1 each)", 1, 4, 2, key="jacobian_blocks")
             )

@@ -14,16 +14,14 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from dashboard.playground.figures import (
+from dashboard.playground.figures import block_means, density_limits, smooth
+from dashboard.playground.style import (
     DATA_COLOUR,
     DENSITY_SCALE,
     ENTROPY_COLOUR,
     GAUSSIAN_COLOUR,
     GRID_COLOURS,
     MODEL_COLOUR,
-    block_means,
-    density_limits,
-    smooth,
 )
 
 SUPERSAMPLE = 2

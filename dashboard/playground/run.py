@@ -5,7 +5,8 @@ stall training; a thread keeps one core stepping while the page draws. The threa
 streamlit. It takes :attr:`PlaygroundRun.lock` for each optimizer step, and the page copies the weights
 under the same lock (:meth:`PlaygroundRun.snapshot`) and draws from the copy, so a panel never sees a
 half-updated model. The thread stops on :meth:`PlaygroundRun.pause`, when training diverges, and when
-the page has not called :meth:`PlaygroundRun.touch` for ``HEARTBEAT_TIMEOUT`` seconds (a closed tab).
+the page has not called :meth:`PlaygroundRun.touch` for ``HEARTBEAT_TIMEOUT`` seconds (a closed tab):
+it is a :class:`dashboard.services.loop.BackgroundLoop`, the run manager's loop class.
 
 Every optimizer step goes through :meth:`PlaygroundRun.step`, which calls
 ``flows.training.Trainer.train_step``.
@@ -13,19 +14,18 @@ Every optimizer step goes through :meth:`PlaygroundRun.step`, which calls
 
 from __future__ import annotations
 
-import atexit
 import copy
 import math
 import threading
 import time
-import weakref
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import torch
 from torch import Tensor
 
+from dashboard.services.loop import BackgroundLoop
 from dashboard.services.threads import one_thread
+from dashboard.services.turns import PLAYGROUND_TURNS
 from flows import Flow, registry
 from flows.training import NanEvent, TrainConfig, Trainer
 
@@ -117,65 +117,27 @@ class History:
         )
 
 
-class BackgroundLoop:
-    """Calls ``work()`` over and over in a daemon thread until it returns False, :meth:`stop`, or silence.
+class _Background:
+    """What a page can ask of something trained in a background loop (``self._loop``)."""
 
-    ``work`` must never call streamlit. An exception inside it ends the loop and is kept in :attr:`error`.
-    """
-
-    def __init__(self, work: Callable[[], bool], name: str) -> None:
-        self.work, self.name = work, name
-        _LOOPS.add(self)
-        self.error: str | None = None
-        self.heartbeat = time.monotonic()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+    _loop: BackgroundLoop
 
     @property
     def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        """True while the background thread trains."""
+        return self._loop.running
+
+    @property
+    def error(self) -> str | None:
+        """Why the background thread stopped, if it failed."""
+        return self._loop.error
 
     def touch(self) -> None:
-        """The page is still watching: keep going for another HEARTBEAT_TIMEOUT seconds."""
-        self.heartbeat = time.monotonic()
-
-    def start(self) -> None:
-        if self.running:
-            return
-        self.touch()
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name=self.name, daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Asks the loop to stop and waits until it has (at most one chunk of work)."""
-        self._stop.set()
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join()
-        self._thread = None
-
-    def _loop(self) -> None:
-        with one_thread():
-            while not self._stop.is_set() and time.monotonic() - self.heartbeat < HEARTBEAT_TIMEOUT:
-                try:
-                    if not self.work():
-                        return
-                except Exception as error:  # shown on the page, not a silent dead thread
-                    self.error = f"training stopped: {type(error).__name__}: {error}"
-                    return
+        """Tells the background thread the page is still open."""
+        self._loop.touch()
 
 
-#: Every loop, so that interpreter exit can stop them (torch aborts if a thread is mid-op at exit).
-_LOOPS: weakref.WeakSet[BackgroundLoop] = weakref.WeakSet()
-
-
-@atexit.register
-def _stop_all_loops() -> None:
-    for loop in list(_LOOPS):
-        loop.stop()
-
-
-class PlaygroundRun:
+class PlaygroundRun(_Background):
     """One flow learning one 2D target; see the module docstring."""
 
     def __init__(self, settings: FlowSettings, train_points: Tensor, test_points: Tensor) -> None:
@@ -195,7 +157,12 @@ class PlaygroundRun:
         self.latent = _standard_sample(settings.prior, LATENT_POINTS, settings.seed + 1)
         #: Held for each optimizer step and for copying the weights out.
         self.lock = threading.RLock()
-        self._loop = BackgroundLoop(self._train_chunk, name=f"playground-{settings.model}")
+        self._loop = BackgroundLoop(
+            self._train_chunk,
+            name=f"playground-{settings.model}",
+            heartbeat_timeout=HEARTBEAT_TIMEOUT,
+            turns=PLAYGROUND_TURNS,
+        )
         self._view_model = copy.deepcopy(self.model).requires_grad_(False)
 
     @property
@@ -252,16 +219,6 @@ class PlaygroundRun:
             self.step()
         return True
 
-    @property
-    def running(self) -> bool:
-        """True while the background thread trains."""
-        return self._loop.running
-
-    @property
-    def error(self) -> str | None:
-        """Why the background thread stopped, if it failed."""
-        return self._loop.error
-
     def play(self) -> None:
         """Starts training in the background (no-op when already running or diverged)."""
         if not self.diverged:
@@ -270,10 +227,6 @@ class PlaygroundRun:
     def pause(self) -> None:
         """Stops background training; returns once the thread has finished its current step."""
         self._loop.stop()
-
-    def touch(self) -> None:
-        """Tells the background thread the page is still open."""
-        self._loop.touch()
 
     # --- reading --------------------------------------------------------------------------------------
 
@@ -332,7 +285,7 @@ class PlaygroundRun:
         return "\n".join(lines) + "\n"
 
 
-class Race:
+class Race(_Background):
     """Every toy family of the registry (NICE, RealNVP): same data, sizes, seed, lr and step budget."""
 
     def __init__(
@@ -346,7 +299,12 @@ class Race:
             for name in registry.family_names("toy")
         }
         self.final_nll: dict[str, float] = {}
-        self._loop = BackgroundLoop(lambda: self.advance(chunk=5), name="playground-race")
+        self._loop = BackgroundLoop(
+            lambda: self.advance(chunk=5),
+            name="playground-race",
+            heartbeat_timeout=HEARTBEAT_TIMEOUT,
+            turns=PLAYGROUND_TURNS,
+        )
 
     @property
     def steps_done(self) -> int:
@@ -356,14 +314,6 @@ class Race:
     @property
     def finished(self) -> bool:
         return bool(self.final_nll)
-
-    @property
-    def running(self) -> bool:
-        return self._loop.running
-
-    @property
-    def error(self) -> str | None:
-        return self._loop.error
 
     def advance(self, chunk: int = 5) -> bool:
         """``chunk`` more steps for each model in turn; evaluates all at the budget; False once done."""
@@ -381,7 +331,5 @@ class Race:
         self._loop.start()
 
     def stop(self) -> None:
+        """Stops the race's thread (after its current chunk)."""
         self._loop.stop()
-
-    def touch(self) -> None:
-        self._loop.touch()

@@ -13,11 +13,12 @@ import numpy as np
 import streamlit as st
 import torch
 
+from dashboard.samples.temperature import EVERY_CLASS, effect_caption, temperature_note
 from dashboard.score_view import score_table
 from dashboard.services import state
-from dashboard.services.state import run_infos, run_model, test_images, test_labels
+from dashboard.services.state import run_model, test_images, test_labels
 from dashboard.text import plain
-from dashboard.train.view import DATASET_LABELS, model_label
+from dashboard.train.labels import DATASET_LABELS, model_label
 from dashboard.widgets import charts, images
 from flows import sampling
 from flows.data import make_toy
@@ -25,6 +26,7 @@ from flows.data.toy import DEFAULT_NOISE
 from flows.image.models import grid_labels
 from flows.registry import get_family
 from flows.training import RunInfo, TrainConfig, export_model, runs
+from flows.training.examples import read_example
 from flows.training.export import CONFIG_FILE, MODEL_FILE
 
 #: Test digits encoded for the round trip.
@@ -41,19 +43,6 @@ TOY_POINTS = 20_000
 def _model(run_path: str, which: str):
     model, config = run_model(run_path, which)
     return model, config
-
-
-#: What temperature does, said honestly for each kind of model (measured on the trained runs of README).
-TEMPERATURE_NOTES = {
-    "image": "T < 1 draws latents nearer the prior's centre. For these multi-scale flows that gives cleaner "
-    "strokes on a dark background (Glow's samples are usually best near T = 0.7); T = 0 is the mode.",
-    "mlp": "T < 1 draws latents nearer the prior's centre. For an MLP flow on flattened pixels this mostly "
-    "greys the samples out rather than cleaning them: its latent does not separate stroke from noise.",
-    "toy": "T < 1 draws latents nearer the prior's centre: the points gather on the densest parts.",
-}
-
-#: The digit picker's choice that draws every class in turn, one per column.
-EVERY_CLASS = -1
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
@@ -155,8 +144,8 @@ def _real_toy_density(dataset: str) -> np.ndarray:
 
 
 def runs_with_checkpoints() -> list[RunInfo]:
-    """Run folders holding a checkpoint, most recent first."""
-    return [info for info in run_infos() if info.checkpoints and info.config is not None]
+    """Run folders holding a checkpoint, most recent first, then the shipped examples."""
+    return state.runs_and_examples()
 
 
 def choose_run(infos: list[RunInfo]) -> tuple[RunInfo, str]:
@@ -166,7 +155,8 @@ def choose_run(infos: list[RunInfo]) -> tuple[RunInfo, str]:
     if "samples_run" not in st.session_state or st.session_state["samples_run"] not in ids:
         st.session_state["samples_run"] = wanted if wanted in ids else ids[0]
     left, right = st.columns([3, 1])
-    run_id = left.selectbox("Run", ids, key="samples_run", on_change=_remember_run)
+    labels = {info.run_id: info.label for info in infos}
+    run_id = left.selectbox("Run", ids, format_func=labels.get, key="samples_run", on_change=_remember_run)
     info = infos[ids.index(run_id)]
     which = right.radio("Checkpoint", info.checkpoints, horizontal=True, key="samples_which")
     config = info.config
@@ -176,6 +166,13 @@ def choose_run(infos: list[RunInfo]) -> tuple[RunInfo, str]:
         f"{get_family(config.model).summary(config)} · step {info.step:,}"
         + ("" if info.test_bits_per_dim is None else f" · test {info.test_bits_per_dim:.3f} bits/dim")
     )
+    if info.example:
+        about = read_example(info.path)
+        command = str(about.get("command", "")).replace("`", "")
+        st.caption(
+            f"A shipped example (read-only): {plain(about.get('description', ''))}. Trained by "
+            f"`scripts/train_examples.py` as `{command}`."
+        )
     return info, which or info.checkpoints[0]
 
 
@@ -215,8 +212,6 @@ def samples_section(
 ) -> None:
     """Samples at a temperature, seed and count (and class, for a conditional flow), beside real data."""
     st.subheader("Samples")
-    family = get_family(config.model)
-    image_flow = family.image_shaped
     conditional = config.conditional
     controls, left, right = st.columns([1, 1.6, 1.6], gap="large")
     with controls:
@@ -240,7 +235,9 @@ def samples_section(
                 key="samples_digit",
                 help="a class-conditional flow draws from p(x | class): pick the class",
             )
-        st.caption(TEMPERATURE_NOTES["image" if image_flow else "mlp" if config.is_image else "toy"])
+        st.caption(temperature_note(config))
+        if config.is_image:
+            st.caption(effect_caption(path, which, modified, float(temperature), int(seed), int(digit)))
     grid = _samples(path, which, modified, float(temperature), int(seed), int(count), int(digit))
     with left:
         st.markdown("**Model samples**")

@@ -7,6 +7,7 @@ Environment variables the dashboard reads:
 - ``FLOWLAB_FASHION_MNIST_DIR``: the Fashion-MNIST folder (default ``data/fashion-mnist``, else Debian's
   ``/usr/share/datasets/fashion-mnist`` when that holds the files).
 - ``FLOWLAB_MAX_RUNS``: runs that may train at once (default 1 on a CPU machine, one per GPU).
+- ``FLOWLAB_EXAMPLES_DIR``: the shipped example runs (default ``examples/runs`` in the repository).
 """
 
 from __future__ import annotations
@@ -17,17 +18,17 @@ from pathlib import Path
 from typing import Any
 
 import streamlit as st
-import torch
 from torch import Tensor
 
 from dashboard.services.run_manager import RunManager, default_max_concurrent
-from dashboard.services.threads import training_threads
+from dashboard.services.threads import torch_ready  # pages call state.torch_ready()
 from dashboard.widgets.charts import Curves, read_curves
 from flows.data import load_mnist
 from flows.data.location import image_data_dir, split_present
 from flows.evaluation import Judge, judge_cached, load_judge
 from flows.models import Flow
 from flows.training import RunInfo, TrainConfig, runs
+from flows.training.examples import examples_dir, list_examples
 
 MAX_RUNS_ENV = "FLOWLAB_MAX_RUNS"
 
@@ -111,13 +112,6 @@ def run_model(run_path: str | Path, which: str = "last") -> tuple[Flow, TrainCon
     return model, config
 
 
-def torch_ready() -> None:
-    """Caps torch's threads at all cores but one for page computations too, as for training: an
-    oversubscribed CPU slows every torch thread down (OpenMP threads wait for each other)."""
-    if torch.get_num_threads() > training_threads():
-        torch.set_num_threads(training_threads())
-
-
 def _run_signature(path: Path) -> tuple:
     """What a run folder's summary depends on: its files' sizes and times, and whether its process lives."""
     files = [path / runs.CONFIG_FILE, path / runs.STATUS_FILE, path / runs.METRICS_FILE]
@@ -148,12 +142,22 @@ def run_infos(root: str | Path | None = None) -> list[RunInfo]:
 
     A folder is read again only when one of its files changed, so pages stay fast with many long runs.
     """
-    root = Path(root) if root is not None else runs_root()
-    if not root.is_dir():
-        return []
-    folders = [p for p in root.iterdir() if p.is_dir() and (p / runs.CONFIG_FILE).is_file()]
-    infos = [run_info(folder) for folder in folders]
-    return sorted(infos, key=lambda info: info.updated, reverse=True)
+    return runs.list_runs(root if root is not None else runs_root(), read=run_info)
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def _examples(root: str) -> list[RunInfo]:
+    return list_examples(root)
+
+
+def example_infos() -> list[RunInfo]:
+    """The shipped, read-only example runs (``flows.training.examples``), read once per server."""
+    return _examples(str(examples_dir()))
+
+
+def runs_and_examples() -> list[RunInfo]:
+    """The runs folder's runs holding weights, most recent first, then the examples."""
+    return [info for info in run_infos() if info.checkpoints and info.config is not None] + example_infos()
 
 
 @st.cache_data(show_spinner=False, max_entries=64)

@@ -17,6 +17,13 @@ def training_threads(cpu_count: int | None = None) -> int:
     return max(1, cores - 1)
 
 
+def torch_ready() -> None:
+    """Caps torch's threads at :func:`training_threads` for page computations too, as for training: an
+    oversubscribed CPU slows every torch thread down (OpenMP threads wait for each other)."""
+    if torch.get_num_threads() > training_threads():
+        torch.set_num_threads(training_threads())
+
+
 _thread_scopes = 0  # one_thread() blocks running now, in any thread
 _threads_before = 0  # torch's thread count before the first of them
 _thread_scope_lock = threading.Lock()

@@ -15,18 +15,20 @@ from dashboard.widgets.images import enlarge
 from flows.data.pixels import PIXEL_LEVELS, bits_per_dim
 from flows.models import Flow
 from flows.trace import Check, Step, check, trace, way_back
-from flows.training import TrainConfig, list_runs, runs
+from flows.training import TrainConfig, runs
 from flows.training.factory import build_model
 
 FRESH = "Fresh small RealNVP (2 blocks of 64, random weights)"
 
 
 def model_choices() -> dict[str, str | None]:
-    """Label -> run folder (None for the fresh model): the fresh model, then every run with a checkpoint."""
+    """Label -> run folder (None for the fresh model): the fresh model, every run with a checkpoint, then
+    the shipped examples."""
     choices: dict[str, str | None] = {FRESH: None}
-    for info in list_runs(state.runs_root()):
-        if info.checkpoints and info.config and info.config.is_image:
-            choices[f"Run {info.run_id} ({info.config.model})"] = str(info.path)
+    for info in state.runs_and_examples():
+        if info.config is not None and info.config.is_image:
+            kind = "Example" if info.example else "Run"
+            choices[f"{kind} {info.label.removesuffix(' (example)')} ({info.config.model})"] = str(info.path)
     return choices
 
 
@@ -41,8 +43,9 @@ def fresh_model() -> Flow:
 
 
 def _checkpoint(run_path: str) -> str:
-    """ "best" when the run has it, else "last"."""
-    return "best" if runs.checkpoint_path(run_path, "best").is_file() else "last"
+    """The first of "best", "last", "export" (an example's weights) that the run has."""
+    found = [which for which in runs.WEIGHTS if runs.checkpoint_path(run_path, which).is_file()]
+    return found[0] if found else "last"
 
 
 def tour_model(run_path: str | None) -> tuple[Flow, bool]:

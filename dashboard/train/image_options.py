@@ -7,6 +7,7 @@ from typing import Any
 
 import streamlit as st
 
+from dashboard.services.form_limits import FORM_MAXIMA
 from flows.registry import FlowFamily
 from flows.training import TrainConfig
 from flows.training.factory import device_kind
@@ -28,13 +29,14 @@ def image_options(family: FlowFamily, slots: dict[str, Any]) -> dict[str, Any]:
     left, right = st.columns(2)
     values: dict[str, Any] = {}
     numbers = [
-        ("levels", "Scales (levels)", 1, 4, left),
-        ("steps_per_level", "Steps per scale", 1, 32, right),
-        ("hidden_channels", "Conditioner channels", 4, 512, left),
+        ("levels", "Scales (levels)", 1, left),
+        ("steps_per_level", "Steps per scale", 1, right),
+        ("hidden_channels", "Conditioner channels", 4, left),
     ]
     if "residual_blocks" in family.options:
-        numbers.append(("residual_blocks", "Residual blocks", 0, 8, right))
-    for name, label, low, high, column in numbers:
+        numbers.append(("residual_blocks", "Residual blocks", 0, right))
+    for name, label, low, column in numbers:
+        high = int(FORM_MAXIMA[name])
         values[name] = int(
             column.number_input(
                 label, low, high, int(defaults[name]), key=f"train_{key}_{name}", help=TrainConfig.help(name)

@@ -7,7 +7,9 @@ sent as a render message and drawn by Plotly.react into the same div, with ``uir
 
 from __future__ import annotations
 
+import hashlib
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import plotly
@@ -26,9 +28,12 @@ def _served_folder() -> Path:
     """A folder holding index.html and the installed plotly package's offline plotly.min.js.
 
     Streamlit serves a component only from its own folder; plotly.js is copied there (atomically,
-    once per plotly version) instead of being committed to the repository.
+    once per plotly version and page) instead of being committed to the repository.
     """
-    folder = Path(tempfile.gettempdir()) / f"flowlab-live-chart-{plotly.__version__}"
+    page = (FRONTEND / "index.html").read_bytes()
+    # One folder per plotly version and page: two checkouts served on one machine never share it.
+    version = f"{plotly.__version__}-{hashlib.sha256(page).hexdigest()[:12]}"
+    folder = Path(tempfile.gettempdir()) / f"flowlab-live-chart-{version}"
     folder.mkdir(parents=True, exist_ok=True)
     for name, source in (("plotly.min.js", PLOTLY_JS), ("index.html", FRONTEND / "index.html")):
         data = source.read_bytes()
@@ -41,9 +46,44 @@ def _served_folder() -> Path:
 _component = components.declare_component("flowlab_live_chart", path=str(_served_folder()))
 
 
-def live_chart(figure: go.Figure, key: str, height: int | None = None) -> None:
-    """Draws ``figure`` in the live chart ``key``, updating the chart already there in place."""
+@dataclass(frozen=True)
+class ViewportFit:
+    """Charts stacked in ``rows`` rows under the element ``anchor`` (a CSS selector), sized to fit the window.
+
+    Each chart gets ``(window height - anchor's top - rows * spacing) / rows`` pixels, the anchor's top
+    measured in the page (not the scrolled view), so the rows end at the bottom of one screen.
+    """
+
+    anchor: str
+    rows: int = 1
+    spacing: int = 16  # pixels under each row (Streamlit's gap between elements)
+
+    def __post_init__(self) -> None:
+        if not self.anchor or self.rows < 1 or self.spacing < 0:
+            raise ValueError(f"ViewportFit needs a CSS selector, rows >= 1 and spacing >= 0, got {self}")
+
+
+def live_chart(
+    figure: go.Figure,
+    key: str,
+    height: int | None = None,
+    fit: ViewportFit | None = None,
+    min_height: int = 200,
+) -> None:
+    """Draws ``figure`` in the live chart ``key``, updating the chart already there in place.
+
+    ``height`` (default: the figure's) is the chart's height in pixels; with ``fit`` it is the most, the
+    browser sizing the chart to fit the window (at least ``min_height``). The height changes only when
+    the window or the page above the anchor does, never because the figure did.
+    """
     if not key:
         raise ValueError("live_chart needs a key: the key is the chart's identity across reruns")
     height = int(height or figure.layout.height or DEFAULT_HEIGHT)
-    _component(spec=plotly.io.to_json(figure, validate=False), height=height, key=key, default=None)
+    _component(
+        spec=plotly.io.to_json(figure, validate=False),
+        height=height,
+        fit=None if fit is None else {"anchor": fit.anchor, "rows": fit.rows, "spacing": fit.spacing},
+        min_height=int(min(min_height, height)),
+        key=key,
+        default=None,
+    )

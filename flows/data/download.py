@@ -31,7 +31,7 @@ import urllib3
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from ..infra import atomic_file, remove_stale_temp_files
+from ..infra import atomic_file, positive_env_number, remove_stale_temp_files
 from .mnist import DatasetInfo, IdxFile, dataset_info
 from .transfer import (
     DiskError,
@@ -72,16 +72,8 @@ class DownloadError(RuntimeError):
 
 def _seconds_from_env(name: str, default: float) -> float:
     """``$name`` in seconds, else ``default``; ValueError unless a positive finite number."""
-    text = os.environ.get(name, "").strip()
-    if not text:
-        return default
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0 < value < float("inf"):
-        raise ValueError(f"{name} must be a positive number of seconds, got {text!r}")
-    return value
+    value = positive_env_number(name, "seconds")
+    return default if value is None else value
 
 
 def timeout_from_env(default: float = DEFAULT_TIMEOUT) -> float:

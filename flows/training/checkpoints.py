@@ -15,6 +15,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import safetensors.torch
 import torch
 from torch import Tensor
 
@@ -187,3 +188,13 @@ def check_state(state: Any, config: TrainConfig, resume: bool = False, name: str
     problem = _problem(state, config, resume)
     if problem:
         raise ValueError(f"{name} does not fit its config: {problem}")
+
+
+def load_safetensors(model: torch.nn.Module, path: str | Path) -> None:
+    """Loads ``path`` (safetensors) into ``model`` strictly; ValueError if it does not fit, one line."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"{path} not found; export a run first (main.py --export runs/<run-id>)")
+    try:
+        safetensors.torch.load_model(model, path, strict=True)
+    except RuntimeError as error:  # missing or unexpected tensors, or a shape that does not fit
+        raise ValueError(f"{path} does not fit the model its config describes: {error}") from error

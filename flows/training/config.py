@@ -137,6 +137,7 @@ class TrainConfig:
         0.0,
         "train for this many minutes of wall time, the learning-rate schedule laid over the elapsed time "
         "(0: train for --steps, which a budget replaces)",
+        resumable=True,
     )
     ema_decay: float = option(
         0.0,
@@ -350,6 +351,8 @@ class TrainConfig:
         """
         resumable = self.resumable_fields()
         frozen = [n for n, v in changes.items() if n not in resumable and v != getattr(self, n)]
+        if "minutes" in changes and bool(changes["minutes"]) != bool(self.minutes):
+            frozen.append("minutes")  # a step count and a time budget lay the schedule differently
         if frozen:
             frozen.sort(key=[f.name for f in fields(self)].index)
             raise ConfigError(

@@ -17,12 +17,13 @@ from pathlib import Path
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import load_model, save
+from safetensors.torch import save
 
 from .. import __version__
 from ..infra import atomic_write_bytes
 from ..models import Flow
 from . import runs
+from .checkpoints import load_safetensors
 from .config import TrainConfig
 from .factory import build_model
 
@@ -92,10 +93,7 @@ def load_export(path: str | Path, map_location: str | torch.device = "cpu") -> t
     weights = _weights_file(path)
     config = read_export_config(weights)
     model = build_model(config)
-    try:
-        load_model(model, weights, strict=True)
-    except RuntimeError as error:  # missing or unexpected tensors, or a shape that does not fit
-        raise ValueError(f"{weights} does not fit the model its config describes: {error}") from error
+    load_safetensors(model, weights)
     return model.to(map_location).eval(), config
 
 

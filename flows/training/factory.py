@@ -192,6 +192,42 @@ def check_datasets(
     return train, test
 
 
+def training_data(
+    config: TrainConfig,
+    train: Tensor | None = None,
+    test: Tensor | None = None,
+    train_labels: Tensor | None = None,
+    test_labels: Tensor | None = None,
+    world_size: int = 1,
+) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
+    """A run's data, checked (:func:`check_datasets`): the given splits, else the config's dataset,
+    and for a conditional run the class labels as int64 ``[N]`` (None, None for other runs).
+
+    A conditional run with given data needs given labels too."""
+    given_data = train is not None or test is not None
+    if train is None or test is None:
+        loaded_train, loaded_test = load_datasets(config)
+        train = loaded_train if train is None else train
+        test = loaded_test if test is None else test
+    train, test = check_datasets(config, train, test, world_size)
+    if not config.conditional:
+        return train, test, None, None
+    if train_labels is None or test_labels is None:
+        if given_data:
+            raise ValueError(
+                "a conditional model needs the class of every image: pass train_labels and test_labels "
+                "with train_data and test_data"
+            )
+        train_labels, test_labels = load_labels(config)
+    checked = []
+    for name, labels, data in (("train", train_labels, train), ("test", test_labels, test)):
+        if not isinstance(labels, Tensor) or labels.shape != (len(data),) or labels.is_floating_point():
+            got = list(labels.shape) if isinstance(labels, Tensor) else type(labels).__name__
+            raise ValueError(f"{name}_labels must be [{len(data)}] integer class indices, got {got}")
+        checked.append(labels.to(torch.int64).cpu())
+    return train, test, checked[0], checked[1]
+
+
 class NegativeLogLikelihood(nn.Module):
     """-logProbability per sample, as a forward() so DistributedDataParallel can wrap it."""
 

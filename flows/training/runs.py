@@ -8,6 +8,8 @@ Layout of ``<root>/<run-id>/``::
     samples.png          a grid of samples (images) or a 2D histogram of samples (toys), per evaluation
     checkpoints/last.pt  the latest state; best.pt the state with the lowest test loss (with "ema", the
                          moving average of the weights, when the run keeps one)
+    export/              model.safetensors + config.json, once exported (export.py): the "export" weights
+    example.json         only in a shipped example (examples.py): the folder is read-only
 
 Checkpoints hold only tensors, numbers, strings, lists, tuples and dicts, so they load with
 ``torch.load(weights_only=True)``; nothing is ever unpickled.
@@ -23,6 +25,7 @@ import re
 import socket
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -33,7 +36,7 @@ from .. import infra
 from ..infra import atomic_file, atomic_write_bytes
 from ..models import Flow
 from ..paths import work_root
-from .checkpoints import check_state, read_checkpoint_file
+from .checkpoints import check_state, load_safetensors, read_checkpoint_file
 from .config import TrainConfig
 from .events import (
     CheckpointEvent,
@@ -55,6 +58,10 @@ STATUS_FILE = "status.json"
 SAMPLES_FILE = "samples.png"
 CHECKPOINT_DIR = "checkpoints"
 CHECKPOINTS = ("best", "last")  # in the order pages offer them: best first, the default choice
+EXPORT = "export"  # the exported weights, export/model.safetensors, which load_run_model also reads
+WEIGHTS = (*CHECKPOINTS, EXPORT)  # every kind of weights a run folder can hold, in the pages' order
+EXPORT_WEIGHTS = Path(EXPORT) / "model.safetensors"
+EXAMPLE_FILE, EXAMPLE_PREFIX = "example.json", "example-"  # a shipped example (examples.py): read-only
 RUN_STATES = ("created", "queued", "running", "paused", "stopped", "done", "failed")
 RUNS_DIR_ENV = "FLOWLAB_RUNS_DIR"
 #: Keys present in every metrics line; a value is null where it does not apply to that line's kind.
@@ -105,6 +112,8 @@ def new_run_id(config: TrainConfig, name: str | None = None) -> str:
     if name is not None:
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", name):
             raise ValueError(f"run name {name!r} may hold only letters, digits, '-', '_' and '.'")
+        if name.startswith(EXAMPLE_PREFIX):
+            raise ValueError(f"run names starting with {EXAMPLE_PREFIX!r} are kept for the shipped examples")
         return name
     return f"{time.strftime('%Y%m%d-%H%M%S')}-{config.model}-{config.dataset}"
 
@@ -252,9 +261,12 @@ def truncate_metrics(run_path: str | Path, last_step: int) -> None:
 
 
 def checkpoint_path(run_path: str | Path, which: str = "last") -> Path:
-    """``run_path/checkpoints/<which>.pt`` for ``which`` in ("last", "best")."""
-    if which not in CHECKPOINTS:
-        raise ValueError(f"which must be one of {', '.join(CHECKPOINTS)}, got {which!r}")
+    """``run_path/checkpoints/<which>.pt`` for ``which`` in ("last", "best"); for "export",
+    ``run_path/export/model.safetensors``."""
+    if which not in WEIGHTS:
+        raise ValueError(f"which must be one of {', '.join(WEIGHTS)}, got {which!r}")
+    if which == EXPORT:
+        return Path(run_path) / EXPORT_WEIGHTS
     return Path(run_path) / CHECKPOINT_DIR / f"{which}.pt"
 
 
@@ -290,9 +302,14 @@ def load_run_model(
     run_path: str | Path, which: str = "last", map_location: str | torch.device = "cpu"
 ) -> tuple[Flow, TrainConfig]:
     """The trained model of a run (in eval mode) and its config: the moving average of its weights
-    where the run kept one (``ema_decay``), as its evaluations and samples used."""
+    where the run kept one (``ema_decay``), as its evaluations and samples used. ``which`` "export"
+    reads ``export/model.safetensors`` (the weights export.py wrote, the EMA ones where there was one)."""
     config = read_config(run_path)
     path = checkpoint_path(run_path, which)
+    if which == EXPORT:
+        model = build_model(config)
+        load_safetensors(model, path)
+        return model.to(map_location).eval(), config
     state = load_checkpoint(path)
     check_state(state, config, name=f"checkpoint {path}")
     model = build_model(config)
@@ -317,8 +334,14 @@ class RunInfo:
     loss: float | None  # the last train loss (nats)
     test_bits_per_dim: float | None  # the last evaluation's test bits/dim
     updated: float  # modification time of the folder's newest file (seconds since the epoch)
-    checkpoints: list[str] = field(default_factory=list)  # which of "last", "best" exist
+    checkpoints: list[str] = field(default_factory=list)  # which of WEIGHTS ("best", "last", "export") exist
     error: str | None = None  # why config.json could not be read
+    example: bool = False  # a shipped, read-only example (examples.list_examples)
+
+    @property
+    def label(self) -> str:
+        """How pickers name it: the run id, or "glow (example)" for ``example-glow``."""
+        return f"{self.run_id.removeprefix(EXAMPLE_PREFIX)} (example)" if self.example else self.run_id
 
 
 def run_info(run_path: str | Path) -> RunInfo:
@@ -344,17 +367,21 @@ def run_info(run_path: str | Path) -> RunInfo:
         loss=steps_done[-1].get("loss") if steps_done else None,
         test_bits_per_dim=evals[-1].get("test_bits_per_dim") if evals else None,
         updated=max((p.stat().st_mtime for p in files), default=path.stat().st_mtime),
-        checkpoints=[which for which in CHECKPOINTS if checkpoint_path(path, which).is_file()],
+        checkpoints=[which for which in WEIGHTS if checkpoint_path(path, which).is_file()],
         error=error,
     )
 
 
-def list_runs(root: str | Path) -> list[RunInfo]:
-    """Every run folder (a folder with config.json) in ``root``, most recently updated first."""
+def list_runs(root: str | Path, read: Callable[[Path], RunInfo] = run_info) -> list[RunInfo]:
+    """Every run folder (a folder with config.json) in ``root``, most recently updated first.
+
+    ``read(folder)`` summarises one folder (:func:`run_info` by default; the dashboard passes a cached
+    one that reads a folder again only when its files changed).
+    """
     root = Path(root)
     if not root.is_dir():
         return []
-    infos = [run_info(p) for p in root.iterdir() if p.is_dir() and (p / CONFIG_FILE).is_file()]
+    infos = [read(p) for p in root.iterdir() if p.is_dir() and (p / CONFIG_FILE).is_file()]
     return sorted(infos, key=lambda info: info.updated, reverse=True)
 
 
@@ -389,6 +416,11 @@ class RunLogger:
         self._window_images = 0
         self._window_seconds = 0.0
         self._status_time = -math.inf
+        if (self.run_dir / EXAMPLE_FILE).is_file():
+            raise ValueError(
+                f"{self.run_dir} is a shipped example and read-only; train a run of your own "
+                f"(its command is in {EXAMPLE_FILE})"
+            )
         remove_stale_temp_files(self.run_dir)
         truncate_metrics(self.run_dir, trainer.step)
         write_json(self.run_dir / CONFIG_FILE, trainer.config.to_dict())

@@ -16,9 +16,7 @@ every checkpoint, which makes a resumed run continue step for step.
 from __future__ import annotations
 
 import contextlib
-import copy
 import math
-import random
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -36,7 +34,7 @@ from ..speed import bf16_status
 from . import runs
 from .checkpoints import check_state
 from .config import IMAGE_DIMS, TrainConfig
-from .distributed import all_reduce_mean, all_reduce_sum, any_process, current_context, resolve_device
+from .distributed import all_reduce_mean, any_process, current_context, resolve_device
 from .ema import WeightAverage
 from .events import (
     CheckpointEvent,
@@ -46,23 +44,19 @@ from .events import (
     FailEvent,
     Listener,
     NanEvent,
-    OverfitEvent,
     StartEvent,
     StepEvent,
 )
 from .factory import (
     NegativeLogLikelihood,
     build_model,
-    check_datasets,
-    load_datasets,
-    load_labels,
     make_optimizer,
+    training_data,
 )
+from .guards import clip_gradients, restore_snapshot, take_snapshot
+from .held_out import BestWatch, held_out_loss
+from .rng import load_rng_state, rng_state
 
-#: Seed of the dequantization noise used by every evaluation, so test numbers compare across evaluations.
-EVAL_NOISE_SEED = 1234
-#: Held-out bits/dim this far above the best, with training bits/dim below their value then, is overfitting.
-OVERFIT_MARGIN_BITS = 0.05
 #: DoneEvent reasons of a run that ended as planned (a full "last" checkpoint and evaluation follow).
 PLANNED_ENDS = ("finished", "time", "early stop")
 
@@ -84,8 +78,8 @@ class Trainer:
 
     Generalisation is watched: with ``config.ema_decay`` the evaluations, samples and checkpoints'
     ``"ema"`` use an exponential moving average of the weights (:mod:`flows.training.ema`); an
-    :class:`OverfitEvent` says when held-out bits/dim rose OVERFIT_MARGIN_BITS above their best while
-    training bits/dim fell below their value at that best; ``config.early_stop`` ends a run after that
+    :class:`OverfitEvent` says when held-out bits/dim rose above their best while training bits/dim fell
+    (:class:`flows.training.held_out.BestWatch`); ``config.early_stop`` ends a run after that
     many evaluations without a new best. ``config.minutes`` ends it after that much training time, the
     learning-rate schedule following the elapsed fraction of the budget.
 
@@ -95,7 +89,8 @@ class Trainer:
     natively; a :class:`UserWarning` says so too where it does not).
 
     Speed settings that leave the maths unchanged (measured in bench/NOTES.md): AdamW with
-    ``fused=True`` and gradient clipping without a pass when the norm is under the limit. The
+    ``fused=True`` and gradient clipping without a pass when the norm is under the limit
+    (:func:`flows.training.guards.clip_gradients`). The
     process-wide malloc setting (:func:`flows.speed.tune_malloc`) is left to the process: ``main.py``
     applies it; the dashboard, a long-lived server, does not.
     """
@@ -123,15 +118,9 @@ class Trainer:
             native, self.amp_status = bf16_status(self.device)
             if not native:
                 warnings.warn(f"amp (bfloat16 autocast): {self.amp_status}", UserWarning, stacklevel=2)
-        given_data = train_data is not None or test_data is not None
-        if train_data is None or test_data is None:
-            loaded_train, loaded_test = load_datasets(config)
-            train_data = loaded_train if train_data is None else train_data
-            test_data = loaded_test if test_data is None else test_data
-        self.train_data, self.test_data = check_datasets(
-            config, train_data, test_data, self.context.world_size
+        self.train_data, self.test_data, self.train_labels, self.test_labels = training_data(
+            config, train_data, test_data, train_labels, test_labels, self.context.world_size
         )
-        self.train_labels, self.test_labels = self._labels(train_labels, test_labels, given_data)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)
             self.model = build_model(config).to(self.device)
@@ -145,16 +134,13 @@ class Trainer:
         self.step = 0
         self.lr_scale = 1.0  # lowered by nan_lr_factor after each non-finite loss
         self.nan_count = 0
-        self.best_test_loss: float | None = None
-        self.best_step = 0  # step of the best evaluation
-        self.best_train_bits: float | None = None  # training bits/dim at the best evaluation
-        self.evals_since_best = 0
+        self.watch = BestWatch()  # the best evaluation so far
         self._train_loss_sum, self._train_loss_count = 0.0, 0  # steps since the last evaluation
         self.batch_hook: Callable[[int, Tensor], Tensor] | None = None
         self.batch_labels: Tensor | None = None  # the labels of the last next_batch (conditional runs)
         self._elapsed_before = 0.0  # seconds trained in earlier sessions of this run
         self._clock_start: float | None = None
-        self._snapshot = self._take_snapshot()
+        self._snapshot = take_snapshot(self.step, self.model, self.optimizer)
         self._last_eval_step: int | None = None
 
     # --- construction from a run folder -------------------------------------------------------------
@@ -164,22 +150,21 @@ class Trainer:
         cls,
         run_dir: str | Path,
         overrides: dict[str, Any] | None = None,
-        train_data: Tensor | None = None,
-        test_data: Tensor | None = None,
-        train_labels: Tensor | None = None,
-        test_labels: Tensor | None = None,
-        sample_scorer: Callable[[Flow], dict[str, Any]] | None = None,
+        *data: Any,
+        **options: Any,
     ) -> Trainer:
         """Resumes a run from its config.json and checkpoints/last.pt (from step 0 if it has none yet).
 
         ``overrides`` replaces config fields (e.g. ``{"steps": 20000}``); only the config's resumable
-        fields may change (:meth:`TrainConfig.resumed`). Reads only: attach ``runs.RunLogger`` to write.
+        fields may change (:meth:`TrainConfig.resumed`). ``data`` and ``options`` are the constructor's
+        other arguments (``train_data, test_data, train_labels, test_labels, sample_scorer``). Reads
+        only: attach ``runs.RunLogger`` to write.
         """
         run_dir = Path(run_dir)
         config = runs.read_config(run_dir)
         if overrides:
             config = config.resumed(overrides)
-        trainer = cls(config, train_data, test_data, train_labels, test_labels, sample_scorer)
+        trainer = cls(config, *data, **options)
         last = runs.checkpoint_path(run_dir, "last")
         if last.is_file():
             state = runs.load_checkpoint(last)
@@ -197,25 +182,15 @@ class Trainer:
 
     def state_dict(self) -> dict[str, Any]:
         """Everything a resumed run needs: model, optimizer, step, RNG states, NaN guard, best loss."""
-        rng: dict[str, Any] = {
-            "torch": torch.get_rng_state(),
-            "python": random.getstate(),
-            "data": self.data_generator.get_state(),
-        }
-        if self.device.type == "cuda":
-            rng["cuda"] = torch.cuda.get_rng_state(self.device)
         return {
             "format": 1,
             "step": self.step,
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
-            "rng": rng,
+            "rng": rng_state(self.data_generator, self.device),
             "lr_scale": self.lr_scale,
             "nan_count": self.nan_count,
-            "best_test_loss": self.best_test_loss,
-            "best_step": self.best_step,
-            "best_train_bits": self.best_train_bits,
-            "evals_since_best": self.evals_since_best,
+            **self.watch.state_dict(),
             "elapsed": self.elapsed,
             "config": self.config.to_dict(),
             **({"ema": self.ema.state_dict()} if self.ema is not None else {}),
@@ -225,37 +200,17 @@ class Trainer:
         """Restores a :meth:`state_dict` (as loaded by :func:`runs.load_checkpoint`)."""
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
-        rng = state["rng"]
-        torch.set_rng_state(rng["torch"].cpu())
-        random.setstate(_as_python_random_state(rng["python"]))
-        self.data_generator.set_state(rng["data"].cpu())
-        if "cuda" in rng and self.device.type == "cuda":
-            torch.cuda.set_rng_state(rng["cuda"].cpu(), self.device)
+        load_rng_state(state["rng"], self.data_generator, self.device)
         self.step = int(state["step"])
         self.lr_scale = float(state["lr_scale"])
         self.nan_count = int(state["nan_count"])
-        self.best_test_loss = state["best_test_loss"]
-        self.best_step = int(state.get("best_step", 0))
-        self.best_train_bits = state.get("best_train_bits")
-        self.evals_since_best = int(state.get("evals_since_best", 0))
+        self.watch.load_state_dict(state)
         if self.ema is not None and "ema" in state:
             self.ema.load_state_dict(state["ema"])
         self._elapsed_before = float(state["elapsed"])
         self._clock_start = None
         self._last_eval_step = None
-        self._snapshot = self._take_snapshot()
-
-    def _take_snapshot(self) -> dict[str, Any]:
-        return {
-            "step": self.step,
-            "model": {name: value.detach().clone() for name, value in self.model.state_dict().items()},
-            "optimizer": copy.deepcopy(self.optimizer.state_dict()),
-        }
-
-    def _restore_snapshot(self) -> None:
-        self.model.load_state_dict(self._snapshot["model"])
-        # load_state_dict may keep the given tensors, so hand it a copy and keep the snapshot intact.
-        self.optimizer.load_state_dict(copy.deepcopy(self._snapshot["optimizer"]))
+        self._snapshot = take_snapshot(self.step, self.model, self.optimizer)
 
     # --- one step -------------------------------------------------------------------------------------
 
@@ -283,30 +238,6 @@ class Trainer:
         if not self.config.is_image:
             return None
         return float(bits_per_dim(torch.tensor(-loss, dtype=torch.float64), IMAGE_DIMS))
-
-    def _labels(
-        self, train_labels: Tensor | None, test_labels: Tensor | None, given_data: bool
-    ) -> tuple[Tensor | None, Tensor | None]:
-        """The class labels of a conditional run (loaded with the data unless the data were given)."""
-        if not self.config.conditional:
-            return None, None
-        if train_labels is None or test_labels is None:
-            if given_data:
-                raise ValueError(
-                    "a conditional model needs the class of every image: pass train_labels and test_labels "
-                    "with train_data and test_data"
-                )
-            train_labels, test_labels = load_labels(self.config)
-        checked = []
-        for name, labels, data in (
-            ("train", train_labels, self.train_data),
-            ("test", test_labels, self.test_data),
-        ):
-            if not isinstance(labels, Tensor) or labels.shape != (len(data),) or labels.is_floating_point():
-                got = list(labels.shape) if isinstance(labels, Tensor) else type(labels).__name__
-                raise ValueError(f"{name}_labels must be [{len(data)}] integer class indices, got {got}")
-            checked.append(labels.to(torch.int64).cpu())
-        return checked[0], checked[1]
 
     def next_batch(self) -> Tensor:
         """This process's slice of the next global random batch, dequantized, on the device, in the
@@ -345,7 +276,7 @@ class Trainer:
             negative_log_prob = self._loss_module(batch, self.batch_labels)  # [batch]
         loss = negative_log_prob.float().mean()
         loss.backward()
-        grad_norm = self._clip_gradients(config.grad_clip)
+        grad_norm = clip_gradients(self.model, config.grad_clip)
         loss_value = float(all_reduce_mean(loss.detach()))
         if not (math.isfinite(loss_value) and math.isfinite(grad_norm)):
             return self._reject_step(loss_value, grad_norm)
@@ -356,7 +287,7 @@ class Trainer:
         self._train_loss_sum += loss_value
         self._train_loss_count += 1
         if self.step % self.snapshot_every == 0:
-            self._snapshot = self._take_snapshot()
+            self._snapshot = take_snapshot(self.step, self.model, self.optimizer)
         seconds = time.perf_counter() - started
         return StepEvent(
             step=self.step,
@@ -369,25 +300,10 @@ class Trainer:
             seconds=seconds,
         )
 
-    def _clip_gradients(self, max_norm: float) -> float:
-        """The global gradient norm; scales the gradients to ``max_norm`` (0: never) when it is exceeded.
-
-        The same result as ``torch.nn.utils.clip_grad_norm_``, which also multiplies every gradient by
-        1.0 when the norm is under the limit: one more pass over all of them (113 MiB for the reference
-        RealNVP) that this skips. A non-finite norm leaves them as they are: that step is rejected.
-        """
-        gradients = [p.grad for p in self.model.parameters() if p.grad is not None]
-        total_norm = torch.nn.utils.get_total_norm(gradients)
-        norm = float(total_norm)
-        # clip_grad_norm_ scales by max_norm / (norm + 1e-6) whenever that is below 1
-        if max_norm > 0 and math.isfinite(norm) and norm + 1e-6 > max_norm:
-            torch.nn.utils.clip_grads_with_norm_(self.model.parameters(), max_norm, total_norm)
-        return norm
-
     def _reject_step(self, loss_value: float, grad_norm: float) -> NanEvent:
         """Discards the gradients, restores the last good state and lowers the learning rate."""
         self.optimizer.zero_grad(set_to_none=True)
-        self._restore_snapshot()
+        restore_snapshot(self._snapshot, self.model, self.optimizer)
         self.nan_count += 1
         self.lr_scale *= self.config.nan_lr_factor
         what = "loss" if not math.isfinite(loss_value) else "gradient norm"
@@ -422,36 +338,21 @@ class Trainer:
         """True when ``config.minutes`` is set and that much training time has passed."""
         return bool(self.config.minutes) and self.elapsed >= 60 * self.config.minutes
 
-    @torch.no_grad()
     def evaluate(self) -> EvalEvent:
-        """Test loss (nats) and bits/dim over the whole test split, in float32 batches, without gradients.
-
-        The dequantization noise comes from a generator seeded with EVAL_NOISE_SEED at every call, so
-        evaluations compare exactly. Under torchrun the batches are shared out among the processes.
-        """
-        config, context = self.config, self.context
-        generator = torch.Generator().manual_seed(EVAL_NOISE_SEED)
-        total = torch.zeros((), dtype=torch.float64, device=self.device)
-        count = torch.zeros((), dtype=torch.float64, device=self.device)
+        """Test loss (nats) and bits/dim over the whole test split, without gradients
+        (:func:`flows.training.held_out.held_out_loss`: the same noise at every call)."""
         with self.evaluation_weights() as model:
-            for index, start in enumerate(range(0, len(self.test_data), config.eval_batch_size)):
-                rows = self.test_data[start : start + config.eval_batch_size]
-                x = dequantize(rows, generator) if config.is_image else rows  # noise drawn by every process
-                if index % context.world_size != context.rank:
-                    continue
-                if self.test_labels is None:
-                    log_prob = model.logProbability(self._to_model(x))
-                else:  # log p(x | its class)
-                    labels = self.test_labels[start : start + config.eval_batch_size].to(self.device)
-                    log_prob = model.logProbability(self._to_model(x), labels)
-                total += log_prob.double().sum()
-                count += len(x)
-        test_loss = -float(all_reduce_sum(total) / all_reduce_sum(count))
+            loss = held_out_loss(
+                model,
+                self.config,
+                self.test_data,
+                self.test_labels,
+                self.context,
+                self.device,
+                self._to_model,
+            )
         return EvalEvent(
-            step=self.step,
-            elapsed=self.elapsed,
-            test_loss=test_loss,
-            test_bits_per_dim=self._bits_per_dim(test_loss),
+            step=self.step, elapsed=self.elapsed, test_loss=loss, test_bits_per_dim=self._bits_per_dim(loss)
         )
 
     # --- the loop ------------------------------------------------------------------------------------
@@ -469,46 +370,19 @@ class Trainer:
         if self.sample_scorer is not None and self.config.is_image and self.context.is_main:
             with self.evaluation_weights() as model:
                 score = self.sample_scorer(model)
-        improved = math.isfinite(record.test_loss) and (
-            self.best_test_loss is None or record.test_loss < self.best_test_loss
+        improved, overfit = self.watch.observe(
+            self.step,
+            self.elapsed,
+            record.test_loss,
+            record.test_bits_per_dim,
+            train_bits,
+            self._bits_per_dim,
         )
-        best_bits = None if self.best_test_loss is None else self._bits_per_dim(self.best_test_loss)
-        if improved:
-            self.best_test_loss, self.best_step, self.best_train_bits = (
-                record.test_loss,
-                self.step,
-                train_bits,
-            )
-            self.evals_since_best = 0
-        else:
-            self.evals_since_best += 1
         emit(replace(record, best=improved, train_bits_per_dim=train_bits, sample_score=score))
         if improved:
             emit(CheckpointEvent(step=self.step, elapsed=self.elapsed, which="best"))
-        test_bits = record.test_bits_per_dim
-        if (
-            not improved
-            and None not in (test_bits, best_bits, train_bits, self.best_train_bits)
-            and test_bits > best_bits + OVERFIT_MARGIN_BITS
-            and train_bits < self.best_train_bits
-        ):
-            emit(
-                OverfitEvent(
-                    step=self.step,
-                    elapsed=self.elapsed,
-                    test_bits_per_dim=test_bits,
-                    best_test_bits_per_dim=best_bits,
-                    best_step=self.best_step,
-                    train_bits_per_dim=train_bits,
-                    best_train_bits_per_dim=self.best_train_bits,
-                    message=(
-                        f"overfitting: held-out {test_bits:.3f} bits/dim is {test_bits - best_bits:.3f} "
-                        f"above its best ({best_bits:.3f} at step {self.best_step}) while training fell "
-                        f"{self.best_train_bits - train_bits:.3f} to {train_bits:.3f}; checkpoints/best.pt "
-                        "keeps the best model"
-                    ),
-                )
-            )
+        if overfit is not None:
+            emit(overfit)
 
     def run(
         self,
@@ -551,7 +425,7 @@ class Trainer:
                 else:
                     if config.eval_every and self.step % config.eval_every == 0:
                         self._evaluate(emit)
-                        if config.early_stop and self.evals_since_best >= config.early_stop:
+                        if config.early_stop and self.watch.evals_since_best >= config.early_stop:
                             reason = "early stop"
                     if config.checkpoint_every and self.step % config.checkpoint_every == 0:
                         emit(CheckpointEvent(step=self.step, elapsed=self.elapsed, which="last"))
@@ -570,7 +444,7 @@ class Trainer:
             with contextlib.suppress(Exception):  # the original error is the one to raise
                 emit(FailEvent(step=self.step, elapsed=self.elapsed, state=state, message=message))
             raise
-        best = self.best_test_loss
+        best = self.watch.best_test_loss
         emit(
             DoneEvent(
                 step=self.step,
@@ -581,9 +455,3 @@ class Trainer:
             )
         )
         return history
-
-
-def _as_python_random_state(state: Any) -> tuple:
-    """random.setstate needs tuples; a checkpoint round trip may hand back lists."""
-    version, internal, gauss_next = state
-    return (version, tuple(internal), gauss_next)

@@ -17,35 +17,16 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import re
 import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
-from typing import Any, NoReturn
+from typing import Any
 
 from flows.evaluation import SampleScorer, scorer_for
-from flows.registry import get_family
-from flows.speed import bf16_status, tune_malloc
-from flows.training import (
-    DoneEvent,
-    EvalEvent,
-    Event,
-    NanEvent,
-    NonFiniteLossError,
-    OverfitEvent,
-    RunLogger,
-    StepEvent,
-    TrainConfig,
-    Trainer,
-    check_datasets,
-    load_datasets,
-    load_labels,
-    plan_data,
-    preset_config,
-    runs,
-)
+from flows.speed import tune_malloc
+from flows.training import DoneEvent, NonFiniteLossError, RunLogger, TrainConfig, Trainer, runs
 from flows.training.distributed import (
     environment_context,
     init_distributed,
@@ -54,90 +35,14 @@ from flows.training.distributed import (
 )
 from flows.training.events import Listener
 from flows.training.export import CONFIG_FILE, MODEL_FILE, export_run
-from flows.training.factory import check_memory
-from flows.training.flags import add_config_flags, config_values
+from flows.training.factory import check_memory, training_data
 from flows.training.tensorboard import INSTALL_HINT, TensorBoardLogger, tensorboard_available
 
-EXIT_FINISHED, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+from .output import Progress, command, describe_os_error, describe_start, one_line
+from .parser import EXIT_USAGE, make_config, resume_overrides
+
+EXIT_FINISHED, EXIT_FAILED = 0, 1
 EXIT_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}  # 128 + signal number, the shell's convention
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """An ArgumentParser whose errors are one line: ``main.py: error: <what> (see --help)``."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
-
-
-def build_parser(suppress_defaults: bool = False, prog: str = "main.py") -> argparse.ArgumentParser:
-    """The command line; with ``suppress_defaults`` only the flags actually given appear in the result."""
-    parser = OneLineParser(
-        prog=prog,
-        description="Train a flow (a family of flows.registry, see --model) on MNIST, Fashion-MNIST or a "
-        "2D toy (loss = -mean logProbability of a random batch). Writes runs/<run-id>/. Under torchrun, "
-        "trains with DistributedDataParallel.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-        argument_default=argparse.SUPPRESS if suppress_defaults else None,
-        epilog="Exit codes: 0 finished, 130 Ctrl-C / 143 SIGTERM (checkpoint written; --resume continues), "
-        "1 training failed, 2 invalid flags.",
-    )
-    add_config_flags(parser, suppress_defaults, extra_help={"amp": bf16_status("cpu")[1]})
-    run_options: dict[str, Any] = {} if suppress_defaults else {"default": None}
-    parser.add_argument(
-        "--runs-dir",
-        default=argparse.SUPPRESS if suppress_defaults else str(runs.default_runs_dir()),
-        help="folder holding the run folders ($FLOWLAB_RUNS_DIR, else runs/ in the repository)",
-    )
-    parser.add_argument(
-        "--run-name", help="name of the new run folder; None: <time>-<model>-<dataset>", **run_options
-    )
-    parser.add_argument(
-        "--resume",
-        metavar="RUN_DIR",
-        help="continue runs/<run-id> from checkpoints/last.pt exactly; of the flags above only "
-        + ", ".join(TrainConfig.flag(name) for name in TrainConfig.resumable_fields())
-        + " may differ from the run's",
-        **run_options,
-    )
-    parser.add_argument(
-        "--export",
-        metavar="RUN_DIR",
-        help="no training: write RUN_DIR/export/model.safetensors and config.json (load them with "
-        "flows.training.load_export, no pickle) from the run's best checkpoint, else its last",
-        **run_options,
-    )
-    parser.add_argument(
-        "--export-to", metavar="DIR", help="folder --export writes to (None: RUN_DIR/export)", **run_options
-    )
-    parser.add_argument(
-        "--checkpoint",
-        choices=runs.CHECKPOINTS,
-        help="checkpoint --export reads (None: best, else last)",
-        **run_options,
-    )
-    parser.add_argument(
-        "--no-progress",
-        action="store_true",
-        default=argparse.SUPPRESS if suppress_defaults else False,
-        help="no progress bar (the metrics still go to metrics.jsonl)",
-    )
-    return parser
-
-
-def make_config(argv: Sequence[str], prog: str = "main.py") -> tuple[TrainConfig, argparse.Namespace]:
-    """Parses flags into a validated TrainConfig (the saved one, when resuming); ValueError if invalid.
-
-    A new image run reads its data where :func:`flows.training.plan_data` finds it, as the dashboard
-    does (Debian's Fashion-MNIST, the automatic holdout when only the test split is on disk).
-    """
-    args = build_parser(prog=prog).parse_args(argv)
-    given = config_values(build_parser(suppress_defaults=True, prog=prog).parse_args(argv))
-    if args.resume is None:
-        config, _ = plan_data(preset_config(given).validate())
-        return config, args
-    if args.run_name is not None:
-        raise ValueError("--run-name names a new run; it cannot be combined with --resume")
-    return runs.read_config(args.resume).resumed(given, describe=TrainConfig.flag), args
 
 
 class StopRequest:
@@ -179,77 +84,10 @@ class StopRequest:
         return self.signal is not None
 
 
-class Progress:
-    """tqdm bar of steps with loss, bits/dim, images/s (and tqdm's ETA); prints evaluations and warnings."""
-
-    def __init__(self, total: int | None, initial: int, enabled: bool) -> None:
-        from tqdm import tqdm
-
-        self.bar = tqdm(total=total, initial=initial, unit="step", disable=not enabled, dynamic_ncols=True)
-        self.enabled = enabled
-        self.images_per_sec: float | None = None
-
-    def __call__(self, event: Event) -> None:
-        if isinstance(event, StepEvent):
-            rate = event.images_per_sec
-            self.images_per_sec = (
-                rate if self.images_per_sec is None else 0.9 * self.images_per_sec + 0.1 * rate
-            )
-            postfix = {"loss": f"{event.loss:.1f}"}
-            if event.bits_per_dim is not None:
-                postfix["bits/dim"] = f"{event.bits_per_dim:.3f}"
-            postfix["img/s"] = f"{self.images_per_sec:.0f}"
-            self.bar.set_postfix(postfix, refresh=False)
-            self.bar.update(event.step - self.bar.n)
-        elif isinstance(event, EvalEvent):
-            self.write(_describe_eval(event))
-        elif isinstance(event, (NanEvent, OverfitEvent)):
-            self.write(f"warning: {event.message}")
-
-    def write(self, text: str) -> None:
-        if self.enabled:
-            self.bar.write(text)
-
-    def close(self) -> None:
-        self.bar.close()
-
-
-def _describe_eval(event: EvalEvent) -> str:
-    value = event.test_bits_per_dim
-    text = f"test bits/dim {value:.4f}" if value is not None else f"test loss {event.test_loss:.4f} nats"
-    if event.train_bits_per_dim is not None and value is not None:
-        text += f" (training {event.train_bits_per_dim:.4f})"
-    score = event.sample_score
-    if score is not None:
-        text += (
-            f"; samples recognised {score['recognised']:.0%}, class entropy "
-            f"{score['class_entropy_bits']:.2f} bits, Frechet {score['frechet']:.1f}"
-        )
-    return f"step {event.step}: {text}{' (best)' if event.best else ''}"
-
-
-ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
-
-
-def one_line(text: str, limit: int = 600) -> str:
-    """``text`` as one printable line: ANSI escapes removed, line breaks and runs of spaces collapsed."""
-    text = " ".join(ANSI_ESCAPE.sub("", str(text)).split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
 def _fail(message: str, code: int, show: bool, prog: str) -> int:
     if show:
         print(f"{prog}: error: {one_line(message)}", file=sys.stderr)
     return code
-
-
-def _describe_os_error(error: OSError) -> str:
-    """``cannot use /x/runs (Permission denied); ...`` for a file system error."""
-    where = f" {error.filename}" if error.filename else ""
-    return (
-        f"cannot use{where} ({error.strerror or error}); check the folder's permissions and free space, or "
-        "choose another folder with --runs-dir / --data-dir"
-    )
 
 
 class _Session:
@@ -278,7 +116,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "main.py") -> int:
         return _main(argv, prog, context.local_rank, context.world_size, show, session)
     except KeyboardInterrupt:  # Ctrl-C during start-up, or a second one while stopping
         _mark_interrupted(session)
-        where = f"; continue with: {_command(prog)} --resume {session.run_dir}" if session.run_dir else ""
+        where = f"; continue with: {command(prog)} --resume {session.run_dir}" if session.run_dir else ""
         when = "while stopping" if session.training else "before training started"
         code = EXIT_SIGNAL.get(session.stop.signal or signal.SIGINT, EXIT_SIGNAL[signal.SIGINT])
         return _fail(f"interrupted {when}{where}", code, show, prog)
@@ -302,36 +140,33 @@ def _main(argv: list[str], prog: str, local_rank: int, world_size: int, show: bo
         if config.tensorboard and not tensorboard_available():
             raise ValueError(INSTALL_HINT)
         device = resolve_device(config.device, local_rank)
-        train_data, test_data = check_datasets(config, *load_datasets(config), world_size)
-        labels = load_labels(config) if config.conditional else (None, None)
+        data = training_data(config, world_size=world_size)  # train, test images; their labels
     except (ValueError, FileNotFoundError) as error:
         return _fail(str(error), EXIT_USAGE, show, prog)
     except OSError as error:  # e.g. a data folder without read permission
-        return _fail(_describe_os_error(error), EXIT_USAGE, show, prog)
+        return _fail(describe_os_error(error), EXIT_USAGE, show, prog)
     init_distributed(device)
     tune_malloc()  # a training process: keep freed buffers for the next step (bench/NOTES.md)
     try:
         try:
-            trainer, run_dir = _start(config, args, (train_data, test_data, *labels), show, session)
+            trainer, run_dir = _start(config, args, data, show, session)
         except (ValueError, FileNotFoundError) as error:
             return _fail(str(error), EXIT_USAGE, show, prog)
         except OSError as error:
-            return _fail(_describe_os_error(error), EXIT_USAGE, show, prog)
+            return _fail(describe_os_error(error), EXIT_USAGE, show, prog)
         if trainer.time_is_up() or (not config.minutes and trainer.step >= config.steps):
             if show and config.minutes:
-                print(f"{run_dir} already trained its {config.minutes:g} minutes; pass a larger --minutes")
+                print(f"{run_dir} already trained its {config.minutes:g} minutes; pass --more-minutes N")
             elif show:
-                print(
-                    f"{run_dir} already reached step {trainer.step}; pass --steps N > {trainer.step} to go on"
-                )
+                print(f"{run_dir} already reached step {trainer.step}; pass --more-steps N to go on")
             return EXIT_FINISHED
         try:
             return _train(trainer, run_dir, config, args, show, prog, session)
         except OSError as error:  # e.g. the disk filled up while training
             if run_dir is not None:
                 with contextlib.suppress(OSError, ValueError):
-                    runs.write_status(run_dir, "failed", step=trainer.step, message=_describe_os_error(error))
-            return _fail(_describe_os_error(error), EXIT_FAILED, show, prog)
+                    runs.write_status(run_dir, "failed", step=trainer.step, message=describe_os_error(error))
+            return _fail(describe_os_error(error), EXIT_FAILED, show, prog)
     finally:
         shutdown_distributed()
 
@@ -360,7 +195,7 @@ def _start(
     if args.resume is not None:
         run_dir: Path | None = Path(args.resume)
         trainer = Trainer.from_run(
-            run_dir, _resume_overrides(config, run_dir), *data, sample_scorer=_scorer(config, show)
+            run_dir, resume_overrides(config, run_dir), *data, sample_scorer=_scorer(config, show)
         )
     else:
         runs.new_run_id(config, args.run_name)  # a bad --run-name fails before any folder exists
@@ -385,7 +220,7 @@ def _train(
 ) -> int:
     """Trains until done or stopped; the exit code."""
     if show:
-        print(f"run folder: {run_dir}\n{_describe_start(trainer)}")
+        print(f"run folder: {run_dir}\n{describe_start(trainer)}")
     stop = session.stop
     stop.begin_training()  # a Ctrl-C that start-up code swallowed stops the command here
     session.training, session.run_dir = True, run_dir
@@ -415,7 +250,7 @@ def _train(
             name = signal.Signals(stop.signal).name if stop.signal else "a stop request"
             print(
                 f"stopped by {name} at step {trainer.step}{best_text}; checkpoint written, "
-                f"continue with: {_command(prog)} --resume {run_dir}"
+                f"continue with: {command(prog)} --resume {run_dir}"
             )
         else:
             why = {
@@ -434,36 +269,3 @@ def _train(
 def _scorer(config: TrainConfig, show: bool) -> SampleScorer | None:
     """The sample scorer of rank 0 (it prints when it trains the judge), None where not wanted."""
     return scorer_for(config, on_progress=lambda message: print(message, file=sys.stderr)) if show else None
-
-
-def _command(prog: str) -> str:
-    """How a user types the command again: ``python main.py`` or ``flowlab-train``."""
-    return f"python {prog}" if prog.endswith(".py") else prog
-
-
-def _describe_start(trainer: Trainer) -> str:
-    """One line on what is about to train, where and from which step."""
-    config, processes = trainer.config, trainer.context.world_size
-    parameters = sum(p.numel() for p in trainer.model.parameters())
-    model = f"{config.model} ({parameters:,} parameters; {get_family(config.model).summary(config)})"
-    data = f"{len(trainer.train_data):,} training / {len(trainer.test_data):,} test samples"
-    where = f"device {trainer.device}, {processes} process{'es' * (processes > 1)}"
-    return f"{model} on {config.dataset}: {data}; {where}, global batch {config.batch_size}; " + (
-        f"training for {config.minutes:g} minutes from step {trainer.step}"
-        if config.minutes
-        else f"starting at step {trainer.step} of {config.steps}"
-    )
-
-
-def _resume_overrides(config: TrainConfig, run_dir: Path) -> dict[str, Any]:
-    """The fields in which ``config`` differs from the run's saved config."""
-    saved = runs.read_config(run_dir)
-    return {
-        name: getattr(config, name)
-        for name in TrainConfig.resumable_fields()
-        if getattr(config, name) != getattr(saved, name)
-    }
-
-
-if __name__ == "__main__":
-    sys.exit(main())
