@@ -268,10 +268,10 @@ class PlaygroundRun(_Background):
             self.trainer.config = replace(self.trainer.config, lr=lr).validate()
 
     @torch.no_grad()
-    def samples(self, model: Flow | None = None) -> Tensor:
-        """The fixed latent sample pushed through F: ``[LATENT_POINTS, 2]``."""
+    def samples(self, model: Flow | None = None, count: int = LATENT_POINTS) -> Tensor:
+        """The first ``count`` points of the fixed latent sample pushed through F: ``[count, 2]``."""
         model = model if model is not None else self.snapshot()[0]
-        return model.forward(self.latent)[0]
+        return model.forward(self.latent[:count])[0]
 
     def metrics_csv(self) -> str:
         """The run's metrics, one row per step: step, loss, training seconds, held-out NLL where measured."""

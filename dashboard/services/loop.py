@@ -52,7 +52,7 @@ class BackgroundLoop:
         single_thread: run ``work`` with one torch intra-op thread (``threads.one_thread``), for tiny
             models; False leaves the count to ``work`` (a trainer sets its own).
         turns: a gate shared with other loops (:mod:`dashboard.services.turns`): each call of ``work``
-            waits for its fair turn. None: no gate.
+            waits for its fair turn, and a stop ends that wait at once. None: no gate.
     """
 
     def __init__(
@@ -153,11 +153,19 @@ class BackgroundLoop:
 
     # --- the thread -------------------------------------------------------------------------------------
 
+    def _turn(self) -> contextlib.AbstractContextManager[bool]:
+        """This loop's turn at the shared gate (at once without one); a stop request ends the wait."""
+        if self.turns is None:
+            return contextlib.nullcontext(True)
+        return self.turns.turn(cancel=self._stop)
+
     def _loop(self) -> None:
         with one_thread() if self.single_thread else contextlib.nullcontext():
             while not self._stop.is_set() and not self._silent():
                 try:
-                    with self.turns.turn() if self.turns is not None else contextlib.nullcontext():
+                    with self._turn() as granted:
+                        if not granted:  # a stop request ended the wait for a turn
+                            return
                         more = self.work()
                     if not more:
                         return
