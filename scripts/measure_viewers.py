@@ -113,7 +113,9 @@ def answer_time(page, button: str, shown: str) -> float:
     return time.monotonic() - started
 
 
-def measure(browser, url: str, sessions: int, seconds: float, train_page) -> list[dict[str, float]]:
+def measure(
+    browser, url: str, sessions: int, seconds: float, train_page, runs_dir: Path
+) -> list[dict[str, float]]:
     """Opens ``sessions`` playgrounds, plays them all for ``seconds``; one summary per session (+ the run)."""
     contexts = [browser.new_context(viewport={"width": 1600, "height": 1000}) for _ in range(sessions)]
     pages = [context.new_page() for context in contexts]
@@ -130,19 +132,9 @@ def measure(browser, url: str, sessions: int, seconds: float, train_page) -> lis
         page.evaluate(MONITOR, PLAYGROUND_STEP)
     if train_page is not None:
         train_page.evaluate(MONITOR, TRAIN_STEP)
-    before = server_step(RUNS)
+    before = server_step(runs_dir)
     time.sleep(seconds)
-    after = server_step(RUNS)
-    if before and after:
-        print(
-            "server train steps/min:", (after[1] - before[1]) / (after[0] - before[0]) * 60, file=sys.stderr
-        )
-    print(
-        "visibility:",
-        [p.evaluate("document.visibilityState") for p in pages],
-        train_page and train_page.evaluate("document.visibilityState"),
-        file=sys.stderr,
-    )
+    after = server_step(runs_dir)
     results = [summarise(page.evaluate("window.__changes"), seconds) for page in pages]
     for page, result in zip(pages, results, strict=True):
         waiting = page.locator(".st-key-pg_waiting")
@@ -151,6 +143,10 @@ def measure(browser, url: str, sessions: int, seconds: float, train_page) -> lis
     if train_page is not None:
         results.append(summarise(train_page.evaluate("window.__changes"), seconds))
         train_page.evaluate("clearInterval(window.__monitor)")
+        if before and after:  # the run's own steps, from status.json, beside what its page showed
+            results[-1]["state"] = (
+                f"training, {(after[1] - before[1]) / (after[0] - before[0]) * 60:,.0f} steps/min"
+            )
     answers = [answer_time(page, "Pause", f"{STATUS}:has-text('paused')") for page in pages]
     if train_page is not None:
         train_answers = [
@@ -177,7 +173,7 @@ def table(rows: list[tuple[int, list[dict[str, float]], bool]]) -> list[str]:
             name = "Train run" if is_run else f"playground {index + 1}"
             answer = result.get("answer_s")
             lines.append(
-                f"| {sessions} | {name} | {'training' if is_run else result.get('state', '')} "
+                f"| {sessions} | {name} | {result.get('state', 'training')} "
                 f"| {result['refresh_per_s']:.2f} | {result['longest_gap_s']:.2f} "
                 f"| {result['steps_per_min']:,.0f} | {'' if answer is None else f'{answer:.2f}'} |"
             )
@@ -201,15 +197,18 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     with tempfile.TemporaryDirectory(prefix="flowlab-viewers-") as scratch:
         data = make_data_dir(MNIST, Path(scratch) / "data")
-        global RUNS
-        RUNS = Path(scratch) / "runs"
-        with streamlit_server(data, RUNS) as server, sync_playwright() as playwright:
+        runs_dir = Path(scratch) / "runs"
+        with streamlit_server(data, runs_dir) as server, sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
             train_page = None if args.no_train_run else start_train_run(browser, server.url)
             for count in counts:
                 print(f"{count} playground session(s) playing for {args.seconds:g} s ...", file=sys.stderr)
                 rows.append(
-                    (count, measure(browser, server.url, count, args.seconds, train_page), bool(train_page))
+                    (
+                        count,
+                        measure(browser, server.url, count, args.seconds, train_page, runs_dir),
+                        bool(train_page),
+                    )
                 )
             browser.close()
     started = dt.datetime.now(dt.timezone.utc)

@@ -160,3 +160,38 @@ def test_seats_are_configurable_and_bad_values_say_what_to_do() -> None:
         default_seats(2, environ={"FLOWLAB_PLAYGROUND_SEATS": "two"})
     with pytest.raises(ValueError, match="at least one seat"):
         Seats(0)
+
+
+def test_a_whole_run_in_one_work_call_takes_turns_step_by_step_and_holds_none_while_paused() -> None:
+    turns = Turns(1)
+    counts = {"run": 0, "chunks": 0}
+    loops: list[BackgroundLoop] = []
+
+    def whole_run() -> bool:  # the run manager's shape: one call of work, a pause point per step
+        while not loops[0].stop_requested:
+            counts["run"] += 1
+            time.sleep(0.002)
+            loops[0].pause_point()
+        return False
+
+    def chunk() -> bool:  # a playground's shape: a chunk per call
+        counts["chunks"] += 1
+        time.sleep(0.002)
+        return True
+
+    loops.extend(
+        [BackgroundLoop(whole_run, "run", turns=turns), BackgroundLoop(chunk, "playground", turns=turns)]
+    )
+    for loop in loops:
+        loop.start()
+    wait_until(lambda: min(counts.values()) >= 50, "both loops to progress")
+    assert abs(counts["run"] - counts["chunks"]) <= 3, counts  # alternating turns
+    loops[0].pause()
+    wait_until(lambda: turns.waiting == 0, "the paused run to leave the queue")
+    paused_at = counts["run"]
+    chunks = counts["chunks"]
+    wait_until(lambda: counts["chunks"] >= chunks + 50, "the playground to train alone")
+    assert counts["run"] <= paused_at + 1
+    for loop in loops:
+        loop.stop()
+    assert turns.busy == 0 and turns.waiting == 0

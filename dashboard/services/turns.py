@@ -8,9 +8,10 @@ draw the panels wait behind them. Two gates keep it in hand:
   first-come, first-served line and sees its place ("2nd in line"). A seat is held for at most
   ``turn_s`` seconds while someone waits, then its session goes to the back of the line, so nobody
   waits for ever; a session that stops checking in (a closed tab) loses its place after ``timeout_s``.
-- :class:`Turns`: every playground loop takes a :meth:`Turns.turn` for each chunk of steps: at most
-  ``slots`` chunks run at a time (all cores but one, so the page scripts keep a core), and waiting chunks
-  go in the order they asked; a stop request abandons the wait at once.
+- :class:`Turns`: every playground loop takes a :meth:`Turns.turn` for each chunk of steps, and a
+  dashboard training run on the CPU one for each step: at most ``slots`` run at a time (all cores but
+  one, so the page scripts keep a core), and waiters go in the order they asked; a stop request
+  abandons the wait at once. Without this a Train run beside three playgrounds showed no progress.
 """
 
 from __future__ import annotations
@@ -190,7 +191,7 @@ def default_seats(cpu_count: int | None = None, environ: dict[str, str] | None =
     return max(1, cpu_count if cpu_count is not None else (os.cpu_count() or 1))
 
 
-#: The gate every playground loop on this server shares.
+#: The gate every playground loop and CPU training run on this server shares.
 PLAYGROUND_TURNS = Turns(default_slots())
 #: Who may play on this server; the others wait in line.
 PLAYGROUND_SEATS = Seats(default_seats())
