@@ -46,6 +46,8 @@ REFRESH_SECONDS = 0.5
 #: the page's thread, which shares the interpreter with training: 48 (2,304 points; drawn with plotly's
 #: "fast" smoothing it looks as 64 did) costs the 8-block default 15 ms a refresh instead of 27 ms.
 DENSITY_RESOLUTION = 48
+#: Seconds between two held-out NLL evaluations while training: each took as long as the density panel.
+EVAL_SECONDS = 2.0
 #: Points per line of the live warped grid (15 lines each way).
 GRID_POINTS_PER_LINE = 60
 NO_DIMMING = "opacity: 1 !important; transition: none !important;"
@@ -277,8 +279,13 @@ def _live_area(target: Target) -> None:
             race.touch()
             race.start()  # no-op while running, as for the run above
     model, _, step = run.snapshot()
-    with one_thread():
-        run.evaluate(model, step)
+    evaluated = run.history.eval_steps[-1] if run.history.eval_steps else None
+    now = time.monotonic()
+    due = not (state.pg_playing or state.pg_racing) or now - state.get("pg_eval_time", 0.0) >= EVAL_SECONDS
+    if evaluated != step and due:
+        with one_thread():
+            run.evaluate(model, step)
+        state.pg_eval_time = now
     with run.lock:
         history = run.history.copy()
     if state.pg_playing and (run.diverged or run.error):
