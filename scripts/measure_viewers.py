@@ -108,7 +108,7 @@ def answer_time(page, button: str, shown: str) -> float:
     """Seconds from a click on ``button`` until the element ``shown`` (a selector) appears, as the
     browser sees it (Playwright's polling adds a few tens of milliseconds)."""
     started = time.monotonic()
-    page.get_by_role("button", name=button, exact=True).click()
+    page.get_by_role("button", name=button, exact=True).click(timeout=60_000)
     page.wait_for_selector(shown, timeout=120_000)
     return time.monotonic() - started
 
@@ -149,11 +149,15 @@ def measure(
             )
     answers = [answer_time(page, "Pause", f"{STATUS}:has-text('paused')") for page in pages]
     if train_page is not None:
-        train_answers = [
-            answer_time(train_page, "Pause", f"{TRAIN_STATE}:has-text('paused')"),
-            answer_time(train_page, "Resume", f"{TRAIN_STATE}:has-text('running')"),
-        ]
-        results[-1]["answer_s"] = max(train_answers)
+        try:
+            results[-1]["answer_s"] = answer_time(train_page, "Pause", f"{TRAIN_STATE}:has-text('paused')")
+            answer_time(train_page, "Resume", f"{TRAIN_STATE}:has-text('running')")
+        except Exception as error:  # reported; the playgrounds' figures still count
+            heading = train_page.locator(TRAIN_STATE).first.inner_text(timeout=5_000)
+            print(
+                f"the Train page's Pause did not answer ({type(error).__name__}); it shows {heading!r}",
+                file=sys.stderr,
+            )
     for result, answer in zip(results, answers, strict=False):
         result["answer_s"] = answer
     for context in contexts:
