@@ -158,6 +158,12 @@ def photograph(url: str, out: Path, live_seconds: float, playground_seconds: flo
             page.goto(f"{url}/samples?run=example-glow")
             wait_for_navigation(page, "Samples")
             page.get_by_text("Model samples").first.wait_for(timeout=WAIT_MS)
+        with step("Samples", "temperature 0.7"):
+            thumb = page.get_by_test_id("stMainBlockContainer").get_by_role("slider").first
+            thumb.focus()
+            for _ in range(6):  # 1.0 -> 0.7 in steps of 0.05
+                thumb.press("ArrowLeft")
+            page.get_by_text("T = 0.7:").first.wait_for(timeout=WAIT_MS)
         shoot(page, out, "samples")
 
         for title in ("Jacobian", "Model"):
