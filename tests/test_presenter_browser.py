@@ -51,10 +51,16 @@ def test_presenter_mode_persists_across_pages_reloads_and_links(browser, mnist_d
         assert on["font"] == pytest.approx(normal["font"] * presenter.FONT_SCALE)
         page.wait_for_url(re.compile(r"[?&]presenter=1"), timeout=WAIT_MS)
 
-        for title in ("Jacobian", "Home"):  # the sidebar's links: the mode follows
+        for title in ("Jacobian", "Train", "Home"):  # the sidebar's links: the mode follows
             _open(page, title)
             assert _wait_style(page, dark=True)["font"] == on["font"]
             page.wait_for_url(re.compile(r"[?&]presenter=1"), timeout=WAIT_MS)
+            if title == "Train":  # its "No run is training" box: dark behind white text, not pastel
+                alert = page.locator('[data-testid="stAlertContainer"]').first
+                alert.wait_for(timeout=WAIT_MS)
+                background = alert.evaluate("el => getComputedStyle(el).backgroundColor")
+                red, green, blue = (int(v) for v in re.findall(r"\d+", background)[:3])
+                assert red + green + blue < 150, f"the info box is drawn on {background}"
 
         page.reload()  # a reload keeps it (the URL does)
         wait_for_navigation(page, "Home")

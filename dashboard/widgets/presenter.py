@@ -41,6 +41,11 @@ html {{ font-size: {FONT_SCALE * 100:.0f}%; }}
 .stApp button[kind="primary"] p {{ color: #000000; }}
 .stApp [data-testid="stVerticalBlockBorderWrapper"] {{ border-color: #666666; }}
 .stApp .katex {{ color: {TEXT}; }}
+/* st.info / warning / error boxes: a light pastel by default, unreadable under white text */
+.stApp [data-testid="stAlertContainer"] {{
+  background-color: {PANEL}; color: {TEXT}; border: 1px solid {ACCENT};
+}}
+.stApp [data-testid="stAlertContainer"] * {{ color: {TEXT}; }}
 </style>
 """
 
