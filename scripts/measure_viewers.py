@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import itertools
+import json
 import os
 import re
 import sys
@@ -56,6 +57,8 @@ MONITOR = """
 """
 PLAYGROUND_STEP = [STATUS, r"Step\s+([\d,]+)"]
 TRAIN_STEP = ['[data-testid="stMain"]', r"Step ([\d,]+) / "]
+#: The run panel's heading, whose badge names the run's state.
+TRAIN_STATE = '[data-testid="stMain"] h4'
 
 
 def summarise(changes: list[list[float]], seconds: float) -> dict[str, float]:
@@ -91,7 +94,28 @@ def start_train_run(browser, url: str):
     return page
 
 
-def measure(browser, url: str, sessions: int, seconds: float, train_page) -> list[dict[str, float]]:
+def server_step(runs_dir: Path) -> tuple[float, int] | None:
+    """(now, the Train run's step in its status.json), written by the server every few seconds."""
+    for status in runs_dir.glob("*/status.json"):
+        try:
+            return time.monotonic(), int(json.loads(status.read_text()).get("step", 0))
+        except (OSError, ValueError):
+            return None
+    return None
+
+
+def answer_time(page, button: str, shown: str) -> float:
+    """Seconds from a click on ``button`` until the element ``shown`` (a selector) appears, as the
+    browser sees it (Playwright's polling adds a few tens of milliseconds)."""
+    started = time.monotonic()
+    page.get_by_role("button", name=button, exact=True).click()
+    page.wait_for_selector(shown, timeout=120_000)
+    return time.monotonic() - started
+
+
+def measure(
+    browser, url: str, sessions: int, seconds: float, train_page, runs_dir: Path
+) -> list[dict[str, float]]:
     """Opens ``sessions`` playgrounds, plays them all for ``seconds``; one summary per session (+ the run)."""
     contexts = [browser.new_context(viewport={"width": 1600, "height": 1000}) for _ in range(sessions)]
     pages = [context.new_page() for context in contexts]
@@ -100,19 +124,38 @@ def measure(browser, url: str, sessions: int, seconds: float, train_page) -> lis
         page.wait_for_selector(f"{STATUS} >> text=Step", timeout=180_000)
     for page in pages:
         page.get_by_role("button", name="Play").click()
-    for page in pages:
-        page.wait_for_selector(f"{STATUS}:has-text('training')", timeout=120_000)
+    for page in pages:  # training, or waiting in line beyond the server's cap
+        page.wait_for_selector(
+            f"{STATUS}:has-text('training'), {STATUS}:has-text('waiting')", timeout=120_000
+        )
     for page in pages:
         page.evaluate(MONITOR, PLAYGROUND_STEP)
     if train_page is not None:
         train_page.evaluate(MONITOR, TRAIN_STEP)
+    before = server_step(runs_dir)
     time.sleep(seconds)
+    after = server_step(runs_dir)
     results = [summarise(page.evaluate("window.__changes"), seconds) for page in pages]
+    for page, result in zip(pages, results, strict=True):
+        waiting = page.locator(".st-key-pg_waiting")
+        place = re.search(r"(\d+\w\w) in line", waiting.inner_text()) if waiting.count() else None
+        result["state"] = f"waiting, {place.group(1)} in line" if place else "playing"
     if train_page is not None:
         results.append(summarise(train_page.evaluate("window.__changes"), seconds))
         train_page.evaluate("clearInterval(window.__monitor)")
-    for page in pages:
-        page.get_by_role("button", name="Pause").click()
+        if before and after:  # the run's own steps, from status.json, beside what its page showed
+            results[-1]["state"] = (
+                f"training, {(after[1] - before[1]) / (after[0] - before[0]) * 60:,.0f} steps/min"
+            )
+    answers = [answer_time(page, "Pause", f"{STATUS}:has-text('paused')") for page in pages]
+    if train_page is not None:
+        train_answers = [
+            answer_time(train_page, "Pause", f"{TRAIN_STATE}:has-text('paused')"),
+            answer_time(train_page, "Resume", f"{TRAIN_STATE}:has-text('running')"),
+        ]
+        results[-1]["answer_s"] = max(train_answers)
+    for result, answer in zip(results, answers, strict=False):
+        result["answer_s"] = answer
     for context in contexts:
         context.close()
     return results
@@ -120,15 +163,19 @@ def measure(browser, url: str, sessions: int, seconds: float, train_page) -> lis
 
 def table(rows: list[tuple[int, list[dict[str, float]], bool]]) -> list[str]:
     lines = [
-        "| playgrounds playing | session | refreshes/s | longest wait (s) | steps/min |",
-        "| ---: | --- | ---: | ---: | ---: |",
+        "| playgrounds open | session | state | refreshes/s | longest wait (s) | steps/min "
+        "| Pause answered (s) |",
+        "| ---: | --- | --- | ---: | ---: | ---: | ---: |",
     ]
     for sessions, results, with_run in rows:
         for index, result in enumerate(results):
-            name = "Train run" if with_run and index == len(results) - 1 else f"playground {index + 1}"
+            is_run = with_run and index == len(results) - 1
+            name = "Train run" if is_run else f"playground {index + 1}"
+            answer = result.get("answer_s")
             lines.append(
-                f"| {sessions} | {name} | {result['refresh_per_s']:.2f} | {result['longest_gap_s']:.2f} "
-                f"| {result['steps_per_min']:,.0f} |"
+                f"| {sessions} | {name} | {result.get('state', 'training')} "
+                f"| {result['refresh_per_s']:.2f} | {result['longest_gap_s']:.2f} "
+                f"| {result['steps_per_min']:,.0f} | {'' if answer is None else f'{answer:.2f}'} |"
             )
     return lines
 
@@ -150,13 +197,18 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     with tempfile.TemporaryDirectory(prefix="flowlab-viewers-") as scratch:
         data = make_data_dir(MNIST, Path(scratch) / "data")
-        with streamlit_server(data, Path(scratch) / "runs") as server, sync_playwright() as playwright:
+        runs_dir = Path(scratch) / "runs"
+        with streamlit_server(data, runs_dir) as server, sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
             train_page = None if args.no_train_run else start_train_run(browser, server.url)
             for count in counts:
                 print(f"{count} playground session(s) playing for {args.seconds:g} s ...", file=sys.stderr)
                 rows.append(
-                    (count, measure(browser, server.url, count, args.seconds, train_page), bool(train_page))
+                    (
+                        count,
+                        measure(browser, server.url, count, args.seconds, train_page, runs_dir),
+                        bool(train_page),
+                    )
                 )
             browser.close()
     started = dt.datetime.now(dt.timezone.utc)

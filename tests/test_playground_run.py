@@ -228,3 +228,19 @@ def test_one_thread_restores_torchs_thread_count_even_when_blocks_overlap() -> N
     assert torch.get_num_threads() == before
     run.pause()
     assert torch.get_num_threads() == before
+
+
+def test_a_snapshot_is_a_private_copy_of_the_current_weights() -> None:
+    run = PlaygroundRun(FlowSettings(blocks=2, hidden=(16,)), _moons(400, 0), _moons(200, 1))
+    for _ in range(3):
+        with one_thread():
+            run.step()
+        model, history, step = run.snapshot()
+        trained = run.model.state_dict()
+        for name, tensor in model.state_dict().items():
+            assert torch.equal(tensor, trained[name]), name
+            assert tensor.data_ptr() != trained[name].data_ptr(), f"{name} is shared, not copied"
+        assert step == len(history.steps) == run.steps_done
+    with torch.no_grad():
+        next(model.parameters()).add_(1.0)  # the page's copy changing leaves training alone
+    assert not torch.equal(next(model.parameters()), next(run.model.parameters()))

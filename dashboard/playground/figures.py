@@ -63,7 +63,7 @@ def density_figure(
     log_density: np.ndarray, data: np.ndarray, extent: float, title: str | None = None
 ) -> go.Figure:
     """The learned density p(x) as a heatmap, the data dotted on top."""
-    axis = np.linspace(-extent, extent, log_density.shape[0])
+    axis = np.round(np.linspace(-extent, extent, log_density.shape[0]), 4)
     density, top = density_limits(log_density)
     heatmap = {
         "type": "heatmap",

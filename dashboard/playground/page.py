@@ -14,13 +14,24 @@ from __future__ import annotations
 
 import time
 
+import plotly.graph_objects as go
 import streamlit as st
 
 from dashboard.playground import data, figures
 from dashboard.playground.controls import DEFAULTS, Target, data_controls, drawing_canvas, model_controls
 from dashboard.playground.run import History, PlaygroundRun, Race, model_names, one_thread
-from dashboard.playground.session import init_state, pause, play, reset, step_once, sync_run
+from dashboard.playground.session import (
+    init_state,
+    ordinal,
+    pause,
+    place_in_line,
+    play,
+    reset,
+    step_once,
+    sync_run,
+)
 from dashboard.playground.tabs import SHOWN_POINTS, export_view, layer_view, race_view
+from dashboard.services.turns import PLAYGROUND_SEATS
 from dashboard.text import plain
 from dashboard.widgets.layout import settings_and_main
 from dashboard.widgets.live_chart import ViewportFit, live_chart
@@ -32,9 +43,13 @@ __all__ = ["DEFAULTS", "LIVE_TABS", "render"]
 #: Seconds between two chart refreshes while training.
 REFRESH_SECONDS = 0.5
 #: Grid points per side of the live density heatmap. Each refresh pushes all of them through the flow on
-#: the page's thread, which shares the interpreter with training: 64 (4,096 points) instead of 90 let
-#: the 6-block default train 2,000 instead of 1,300 steps a minute in Chromium on 2 cores.
-DENSITY_RESOLUTION = 64
+#: the page's thread, which shares the interpreter with training: 48 (2,304 points; drawn with plotly's
+#: "fast" smoothing it looks as 64 did) costs the 8-block default 15 ms a refresh instead of 27 ms.
+DENSITY_RESOLUTION = 48
+#: Seconds between two held-out NLL evaluations while training: each took as long as the density panel.
+EVAL_SECONDS = 2.0
+#: Points per line of the live warped grid (15 lines each way).
+GRID_POINTS_PER_LINE = 60
 NO_DIMMING = "opacity: 1 !important; transition: none !important;"
 #: The four live panels, two rows of two, sized to end at the bottom of the window (a projector's 720 px).
 PANEL_FIT = ViewportFit(anchor=".st-key-pg_panels", rows=2, spacing=24)
@@ -114,13 +129,17 @@ def _run_summary(run: PlaygroundRun) -> None:
     )
 
 
-def _status(run: PlaygroundRun, history: History, target: Target, steps_per_second: float | None) -> None:
-    """A row of large numbers (readable from the back of a room) and any warning."""
+def _status(
+    run: PlaygroundRun, history: History, target: Target, steps_per_second: float | None, place: int
+) -> None:
+    """A row of large numbers (readable from the back of a room), the place in line, any warning."""
     state = st.session_state
     dash = "–"
     # Tiles as wide as their text, wrapping onto a second row rather than cutting a number short.
     row = st.container(key="pg_status", horizontal=True, vertical_alignment="center", gap="small")
-    if state.pg_racing:
+    if place:
+        row.markdown(":blue-badge[:material/hourglass_top: waiting]")
+    elif state.pg_racing:
         row.markdown(":orange-badge[:material/flag: racing]")
     elif state.pg_playing:
         row.markdown(":green-badge[:material/play_circle: training]")
@@ -160,6 +179,16 @@ def _status(run: PlaygroundRun, history: History, target: Target, steps_per_seco
         per_minute = steps_per_second * 60
         speed = f"{per_minute / 1000:.1f}k" if per_minute >= 1000 else f"{per_minute:.0f}"
     row.metric("Steps/min", speed, help="Optimizer steps per minute of wall time.", width="content")
+    if place:
+        seats = PLAYGROUND_SEATS
+        with st.container(key="pg_waiting"):
+            st.info(
+                f"**Waiting to play: {ordinal(place)} in line.** {seats.seats} playground"
+                f"{'s' if seats.seats > 1 else ''} train at once on this server, so that each keeps "
+                f"refreshing; yours starts by itself when one pauses, or after at most "
+                f"{seats.turn_s / 60:g} minutes of someone else's turn.",
+                icon=":material/hourglass_top:",
+            )
     problem = run.diverged or run.error
     if problem:
         st.error(plain(problem), icon=":material/warning:")
@@ -167,14 +196,22 @@ def _status(run: PlaygroundRun, history: History, target: Target, steps_per_seco
         st.warning(plain(run.notice), icon=":material/warning:")
 
 
-def _live_panels(run: PlaygroundRun, model: Flow, history: History, target: Target) -> None:
+def _panels(run: PlaygroundRun, model: Flow, history: History, target: Target) -> dict[str, go.Figure]:
+    """The four live figures, built again only when the run has moved since the last refresh.
+
+    A paused or waiting session redraws the same figures (the browser then skips them: same spec).
+    """
+    state = st.session_state
+    key = (id(run), len(history.steps), len(history.eval_steps), target.key)
+    cached = state.get("pg_panel_cache")
+    if cached is not None and cached[0] == key:
+        return cached[1]
     extent = data.CANVAS
     shown = run.train_points[:SHOWN_POINTS].numpy()  # the points are in random order: a fair subset
     with one_thread():
-        samples = run.samples(model)[:SHOWN_POINTS].numpy()
+        samples = run.samples(model, SHOWN_POINTS).numpy()
         log_density = views.density_grid(model, extent, DENSITY_RESOLUTION)
-        grid = views.warped_grid(model).numpy()
-    # Build every figure first, then emit them back to back: the browser never shows a half-drawn grid.
+        grid = views.warped_grid(model, points_per_line=GRID_POINTS_PER_LINE).numpy()
     panels = {
         "samples": figures.samples_figure(shown, samples, extent),
         "density": figures.density_figure(log_density, shown, extent),
@@ -189,6 +226,13 @@ def _live_panels(run: PlaygroundRun, model: Flow, history: History, target: Targ
             target.entropy_note,
         ),
     }
+    state.pg_panel_cache = (key, panels)
+    return panels
+
+
+def _live_panels(run: PlaygroundRun, model: Flow, history: History, target: Target) -> None:
+    # Build every figure first, then emit them back to back: the browser never shows a half-drawn grid.
+    panels = _panels(run, model, history, target)
     with st.container(key="pg_panels"):
         for row in (("samples", "density"), ("grid", "loss")):
             for column, name in zip(st.columns(2), row, strict=True):
@@ -222,7 +266,8 @@ def _live_area(target: Target) -> None:
     if run is None:
         (st.error if target.problem_is_error else st.info)(plain(target.problem or "No points yet."))
         return
-    if state.pg_playing:
+    place = place_in_line()  # 0: this session may train now; else it waits, its threads stopped
+    if state.pg_playing and not place:
         run.touch()
         run.play()  # no-op while running; restarts a thread that stopped because the tab was hidden
     race: Race | None = state.pg_race
@@ -230,18 +275,25 @@ def _live_area(target: Target) -> None:
         if race.finished or race.error:
             state.pg_racing = False
             st.rerun()  # the whole page: the refresh timer stops
-        race.touch()
-        race.start()  # no-op while running, as for the run above
+        if not place:
+            race.touch()
+            race.start()  # no-op while running, as for the run above
     model, _, step = run.snapshot()
-    with one_thread():
-        run.evaluate(model, step)
+    evaluated = run.history.eval_steps[-1] if run.history.eval_steps else None
+    now = time.monotonic()
+    due = not (state.pg_playing or state.pg_racing) or now - state.get("pg_eval_time", 0.0) >= EVAL_SECONDS
+    if evaluated != step and due:
+        with one_thread():
+            run.evaluate(model, step)
+        state.pg_eval_time = now
     with run.lock:
         history = run.history.copy()
     if state.pg_playing and (run.diverged or run.error):
         state.pg_playing = False
         st.rerun()
     counted = race.steps_done if state.pg_racing and race is not None else step
-    _status(run, history, target, _throughput(counted))
+    rate = _throughput(counted)
+    _status(run, history, target, None if place else rate, place)
     tabs = st.tabs(LIVE_TABS, key="pg_tab", on_change="rerun", default=LIVE_TABS[0])
     views_by_tab = (
         lambda: _live_panels(run, model, history, target),

@@ -6,11 +6,14 @@ State lives in ``st.session_state`` under keys starting with "pg_". "Playing" is
 
 from __future__ import annotations
 
+import uuid
+
 import streamlit as st
 
 from dashboard.playground import data
 from dashboard.playground.controls import HIDDEN_CHOICES, Target
 from dashboard.playground.run import FlowSettings, PlaygroundRun, Race, one_thread
+from dashboard.services.turns import PLAYGROUND_SEATS
 
 
 def init_state() -> st.runtime.state.SessionStateProxy:
@@ -25,6 +28,7 @@ def init_state() -> st.runtime.state.SessionStateProxy:
         "pg_canvas_version": 0,
         "pg_target": "Two moons",
         "pg_noise": data.default_noise("Two moons"),
+        "pg_seat": uuid.uuid4().hex,  # this session's name in the server's line of players
     }
     for key, value in defaults.items():
         st.session_state.setdefault(key, value)
@@ -101,10 +105,32 @@ def play() -> None:
 
 
 def pause() -> None:
-    """Pause: stops training and any race."""
+    """Pause: stops training and any race, and gives up this session's seat or place in line."""
     st.session_state.pg_playing = False
     st.session_state.pg_racing = False
     stop_background()
+    PLAYGROUND_SEATS.leave(st.session_state.pg_seat)
+
+
+def place_in_line() -> int:
+    """0 when this session may train now (or is not training), else its place in the server's line.
+
+    Asked on every refresh, which is also the seat's heartbeat. While waiting, the threads stay stopped.
+    """
+    state = st.session_state
+    if not (state.pg_playing or state.pg_racing):
+        PLAYGROUND_SEATS.leave(state.pg_seat)
+        return 0
+    place = PLAYGROUND_SEATS.ask(state.pg_seat)
+    if place:
+        stop_background()
+    return place
+
+
+def ordinal(number: int) -> str:
+    """1 -> "1st", 2 -> "2nd", 11 -> "11th", 23 -> "23rd"."""
+    suffix = "th" if 10 <= number % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(number % 10, "th")
+    return f"{number}{suffix}"
 
 
 def step_once() -> None:

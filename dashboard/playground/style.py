@@ -37,6 +37,9 @@ AREA_COLOURS = (
 KEPT_AREA_BIN = 4
 FONT = {"family": "'Source Sans Pro', 'Source Sans 3', Arial, sans-serif", "size": 15, "color": TEXT_COLOUR}
 PANEL_HEIGHT = 470
+#: Decimals of the coordinates sent to the browser: a thousandth of a canvas unit is far below a pixel,
+#: and the JSON of a live refresh is about half the size of full precision's.
+COORDINATE_DECIMALS = 3
 
 Spec = dict[str, Any]
 
@@ -106,8 +109,8 @@ def points(
         colour = [c for c, keep in zip(colour, finite, strict=True) if keep]
     return {
         "type": "scatter",
-        "x": points[finite, 0],
-        "y": points[finite, 1],
+        "x": np.round(points[finite, 0], COORDINATE_DECIMALS),
+        "y": np.round(points[finite, 1], COORDINATE_DECIMALS),
         "mode": "markers",
         "name": name,
         "marker": {"size": size, "color": colour, "opacity": opacity, "line": {"width": 0}},
@@ -118,7 +121,7 @@ def points(
 def with_breaks(lines: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``[k, m, 2]`` polylines -> x and y arrays with NaN between lines (one trace for all)."""
     breaks = np.full((lines.shape[0], 1, 2), np.nan)
-    joined = np.concatenate([lines, breaks], 1).reshape(-1, 2)
+    joined = np.round(np.concatenate([lines, breaks], 1).reshape(-1, 2), COORDINATE_DECIMALS)
     return joined[:, 0], joined[:, 1]
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard.services.state import run_model
-from flows import sampling
+from flows import registry, sampling
 from flows.image.models import grid_labels
 from flows.training import TrainConfig
 
@@ -22,19 +22,9 @@ _MULTISCALE_NOTE = (
     "T < 1 draws latents nearer the prior's centre. For {name}, a multi-scale image flow, it works on the "
     "background: more of it is dark and clean, and the model finds its samples more likely (fewer "
     "bits/dim; measured below). The strokes depend on training: a 2,500-step run's survive T = 0.7 (the "
-    "README's grids are drawn there), while a short run's faint strokes fade with the noise ({example})."
+    "README's grids are drawn there), while a short run's faint strokes fade with the noise (the shipped "
+    "600- and 800-step examples' strokes fade away below T = 0.6)."
 )
-#: What temperature does to each family's digit samples, said honestly (the measurement below each).
-TEMPERATURE_NOTES = {
-    "realnvp": _MLP_NOTE.format(name="the seed's RealNVP (MLP couplings)"),
-    "nice": _MLP_NOTE.format(name="NICE (additive MLP couplings, one final scaling)"),
-    "conv-realnvp": _MULTISCALE_NOTE.format(
-        name="ConvRealNVP", example="the shipped 800-step example's strokes fade away below T = 0.6"
-    ),
-    "glow": _MULTISCALE_NOTE.format(
-        name="Glow", example="the shipped 600-step examples' strokes fade away below T = 0.6"
-    ),
-}
 #: For every family on a 2D toy.
 TOY_TEMPERATURE_NOTE = "T < 1 draws latents nearer the prior's centre: points gather on the densest parts."
 #: Samples measured at each temperature for the note's numbers.
@@ -42,10 +32,13 @@ EFFECT_SAMPLES = 100
 
 
 def temperature_note(config: TrainConfig) -> str:
-    """The note for ``config``'s family and data (a family without one gets a plain description)."""
+    """The note for ``config``'s family and data: by its kind (flattened MLP or multi-scale image flow)."""
     if not config.is_image:
         return TOY_TEMPERATURE_NOTE
-    return TEMPERATURE_NOTES.get(config.model, "T < 1 draws latents nearer the prior's centre: z = T·z₀.")
+    family = registry.get_family(config.model)
+    if family.image_shaped:
+        return _MULTISCALE_NOTE.format(name=family.title)
+    return _MLP_NOTE.format(name=f"{family.title} (MLP couplings)")
 
 
 @st.cache_data(show_spinner=False, max_entries=32)

@@ -52,7 +52,7 @@ class BackgroundLoop:
         single_thread: run ``work`` with one torch intra-op thread (``threads.one_thread``), for tiny
             models; False leaves the count to ``work`` (a trainer sets its own).
         turns: a gate shared with other loops (:mod:`dashboard.services.turns`): each call of ``work``
-            waits for its fair turn. None: no gate.
+            waits for its fair turn, and a stop ends that wait at once. None: no gate.
     """
 
     def __init__(
@@ -73,6 +73,7 @@ class BackgroundLoop:
         self._may_run = threading.Event()  # cleared by pause()
         self._may_run.set()
         self._thread: threading.Thread | None = None
+        self._holding: contextlib.AbstractContextManager[bool] | None = None  # the gate's turn held now
         stop_at_exit(self)
 
     # --- state ------------------------------------------------------------------------------------------
@@ -142,23 +143,55 @@ class BackgroundLoop:
         self, on_pause: Callable[[], None] | None = None, on_resume: Callable[[], None] | None = None
     ) -> None:
         """Inside ``work``: waits here while paused. ``on_pause`` runs before waiting, ``on_resume`` after
-        a resume (not when a stop ended the wait)."""
+        a resume (not when a stop ended the wait).
+
+        With a gate, a long ``work`` (a whole training run) gives its turn to whoever waits at each pause
+        point and queues again, and holds no turn while paused.
+        """
+        if self._holding is not None and self.turns is not None and self.turns.waiting:
+            self._give_turn()
+            self._take_turn()
         if self._may_run.is_set():
             return
+        self._give_turn()
         if on_pause is not None:
             on_pause()
         self._may_run.wait()
+        if self.turns is not None and not self._stop.is_set():
+            self._take_turn()
         if not self._stop.is_set() and on_resume is not None:
             on_resume()
 
     # --- the thread -------------------------------------------------------------------------------------
 
+    def _take_turn(self) -> bool:
+        """Waits for this loop's turn at the gate (True at once without one); False when a stop ended
+        the wait."""
+        if self.turns is None:
+            return True
+        turn = self.turns.turn(cancel=self._stop)
+        if not turn.__enter__():
+            turn.__exit__(None, None, None)
+            return False
+        self._holding = turn
+        return True
+
+    def _give_turn(self) -> None:
+        """Gives the gate's turn back, if this loop holds one."""
+        turn, self._holding = self._holding, None
+        if turn is not None:
+            turn.__exit__(None, None, None)
+
     def _loop(self) -> None:
         with one_thread() if self.single_thread else contextlib.nullcontext():
             while not self._stop.is_set() and not self._silent():
                 try:
-                    with self.turns.turn() if self.turns is not None else contextlib.nullcontext():
+                    if not self._take_turn():  # a stop request ended the wait for a turn
+                        return
+                    try:
                         more = self.work()
+                    finally:
+                        self._give_turn()
                     if not more:
                         return
                 except Exception as error:  # shown on the page, not a silent dead thread

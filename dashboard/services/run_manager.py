@@ -29,6 +29,7 @@ from dashboard.services.live_samples import LiveSampler
 from dashboard.services.loop import SHUTDOWN_WAIT_S, BackgroundLoop, stop_at_exit
 from dashboard.services.run_record import FINAL_STATES, LIVE_STATES, ManagedRun, RunSnapshot
 from dashboard.services.threads import training_threads
+from dashboard.services.turns import PLAYGROUND_TURNS
 from flows.evaluation import scorer_for
 from flows.limits import MemoryLimitError
 from flows.training import (
@@ -121,7 +122,13 @@ class RunManager:
 
     def _enqueue(self, managed: ManagedRun) -> str:
         managed.background = BackgroundLoop(
-            lambda: self._train(managed), name=f"flowlab-train-{managed.run_id}", single_thread=False
+            lambda: self._train(managed),
+            name=f"flowlab-train-{managed.run_id}",
+            single_thread=False,
+            # On the CPU, a run takes fair turns (one per step) with the playgrounds' training
+            turns=PLAYGROUND_TURNS
+            if managed.config.device == "cpu" or not torch.cuda.is_available()
+            else None,
         )
         with self._lock:
             self._runs[managed.run_id] = managed

@@ -1,7 +1,7 @@
 """Training flows by the seed's recipe: config, factories, trainer, events, run folders, torchrun helpers.
 
 No printing and no UI here: ``main.py`` and the dashboard both drive :class:`Trainer` and attach a
-:class:`runs.RunLogger` to persist a run.
+:class:`run_logger.RunLogger` to persist a run.
 """
 
 from . import events, runs
@@ -27,7 +27,8 @@ from .events import (
 )
 from .export import export_model, export_run, load_export
 from .factory import build_model, check_datasets, load_datasets, load_labels, plan_data, preset_config
-from .runs import RunInfo, RunLogger, list_runs, load_run_model
+from .run_logger import RunLogger
+from .runs import RunInfo, list_runs, load_run_model
 from .trainer import NonFiniteLossError, Trainer
 
 __all__ = [

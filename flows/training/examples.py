@@ -8,7 +8,7 @@ Layout of ``examples/runs/example-<name>/`` (written by ``scripts/train_examples
 
 An example is a run folder whose only weights are the export, so the pages that read runs read it with
 ``runs.load_run_model(path, "export")``: JSON and safetensors, nothing unpickled. ``example.json``
-makes it read-only: :class:`runs.RunLogger` refuses to write into it, so no run resumes into, extends
+makes it read-only: :class:`run_logger.RunLogger` refuses to write into it, so no run resumes into, extends
 or overwrites an example.
 """
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from .events import DoneEvent, EvalEvent, Event, FailEvent, NanEvent, StepEvent
 from .images import TOY_SAMPLE_POINTS, sample_image
-from .runs import TrainerState
+from .run_logger import TrainerState
 
 INSTALL_HINT = (
     "TensorBoard logging needs the tensorboard package: pip install tensorboard (or flowlab[tensorboard])"

@@ -4,7 +4,7 @@
 batch, and mean this batch of probability and let negative this mean as loss and do gradient descent":
 each step draws a random batch, dequantizes it, takes loss = -mean logProbability and makes one AdamW
 step (warmup, learning-rate schedule, gradient clipping, weight decay). The trainer prints nothing and
-writes no file: it reports typed events (events.py) to listeners; ``runs.RunLogger`` is the one that
+writes no file: it reports typed events (events.py) to listeners; ``run_logger.RunLogger`` is the one that
 writes a run folder.
 
 Randomness: one CPU generator seeded by ``config.seed`` draws both the batch indices and the
@@ -158,7 +158,7 @@ class Trainer:
         ``overrides`` replaces config fields (e.g. ``{"steps": 20000}``); only the config's resumable
         fields may change (:meth:`TrainConfig.resumed`). ``data`` and ``options`` are the constructor's
         other arguments (``train_data, test_data, train_labels, test_labels, sample_scorer``). Reads
-        only: attach ``runs.RunLogger`` to write.
+        only: attach ``run_logger.RunLogger`` to write.
         """
         run_dir = Path(run_dir)
         config = runs.read_config(run_dir)
