@@ -8,6 +8,7 @@ Home would answer ``/home`` with a "Page not found" dialog.
 import streamlit as st
 
 from dashboard.pages import DEFAULT_PAGE, PAGES
+from dashboard.widgets import presenter
 from dashboard.widgets.sidebar import training_status
 
 st.set_page_config(page_title="Flow Lab", page_icon=":material/waves:", layout="wide")
@@ -28,5 +29,7 @@ page = st.navigation(
         *pages.values(),
     ]
 )
+with st.sidebar:
+    presenter.sidebar_toggle()
 training_status()
 page.run()

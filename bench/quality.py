@@ -89,6 +89,14 @@ FLOW_LAB = {
     "convrealnvp": ("conv-realnvp", "Flow Lab ConvRealNVP"),
     "glow": ("glow", "Flow Lab Glow"),
 }
+#: Bench-only variants: a family with settings changed, to compare against its preset in one run.
+VARIANTS: dict[str, tuple[str, dict[str, Any], str]] = {
+    "realnvp-small": (
+        "realnvp",
+        {"hidden": [128, 128], "weight_decay": 0.05, "ema_decay": 0.999},
+        "Flow Lab MLP RealNVP small (hidden 128 128)",
+    ),
+}
 #: The training settings the bench's loop reads from a TrainConfig.
 LOOP_SETTINGS = ("lr", "batch_size", "amp", "weight_decay", "grad_clip", "ema_decay")
 
@@ -156,11 +164,20 @@ def matched_normflows_width(target: int, levels: int, steps: int) -> int:
 
 def families(names: list[str]) -> list[Family]:
     """The families named, in the order given."""
-    choices = [*FLOW_LAB, "normflows-glow"]
+    choices = [*FLOW_LAB, *VARIANTS, "normflows-glow"]
     unknown = [name for name in names if name not in choices]
     if unknown:
         raise ValueError(f"unknown families {unknown}; choose from {choices}")
-    return [_normflows_family() if name == "normflows-glow" else flow_lab_family(name) for name in names]
+    return [_family(name) for name in names]
+
+
+def _family(name: str) -> Family:
+    if name == "normflows-glow":
+        return _normflows_family()
+    if name in VARIANTS:
+        key, overrides, label = VARIANTS[name]
+        return flow_lab_family(key, overrides, label)
+    return flow_lab_family(name)
 
 
 def _normflows_family() -> Family:

@@ -269,3 +269,32 @@ def test_a_finished_run_continues_for_n_more_steps_as_one_longer_run(folders, tm
     assert extended["step"] == whole["step"] == 50
     for name, tensor in whole["model"].items():
         assert torch.equal(tensor, extended["model"][name]), name
+
+
+def _samples_share(app: AppTest) -> float:
+    """The share of the page's width the run panel's samples column takes (the column holding the grid)."""
+    column = next(c for c in app.columns if any(type(e).__name__ == "Image" for e in c.children.values()))
+    return column.weight
+
+
+def test_the_live_sample_grid_can_be_enlarged_and_is_large_in_presenter_mode(folders) -> None:
+    from dashboard.train import live
+    from flows.training.images import write_png
+
+    _, runs_dir = folders
+    path = runs.create_run(runs_dir, TrainConfig(hidden=[16], blocks=2, steps=30), name="grid")
+    write_png(path / runs.SAMPLES_FILE, torch.zeros(64, 64, dtype=torch.uint8))
+    app = train_page("grid")
+    assert not app.exception
+    normal = _samples_share(app)
+    assert normal == pytest.approx(1 / 3.2)  # beside the curves: [2.2, 1]
+    next(b for b in app.get("button_group") if b.key == live.SIZE_KEY).set_value(live.LARGE).run()
+    assert not app.exception
+    assert _samples_share(app) == pytest.approx(0.5)
+
+    presenting = open_page(TRAIN_PAGE, TIMEOUT_S, run="grid", run_now=False)
+    presenting.query_params["presenter"] = "1"
+    presenting.run()
+    assert not presenting.exception
+    assert presenting.session_state["presenter"] is True
+    assert _samples_share(presenting) == pytest.approx(0.5)

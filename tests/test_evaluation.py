@@ -92,3 +92,18 @@ def test_judge_cached_says_whether_loading_is_quick(judge_cache, mnist_dir, tmp_
     _, cache, _ = judge_cache
     assert judge_cached("mnist", mnist_dir, cache)
     assert not judge_cached("mnist", mnist_dir, tmp_path)
+
+
+def test_the_judge_trains_under_no_grad_as_an_evaluation_calls_it(mnist_dir) -> None:
+    """The Train page's first evaluation trains the judge inside torch.no_grad(): it must still learn."""
+    from flows.evaluation.judge import SEED, Classifier, train_classifier
+
+    images, labels = load_mnist(mnist_dir, "test")
+    images = images[:256].float().div(255).unsqueeze(1)
+    torch.manual_seed(SEED)
+    untrained = Classifier().state_dict()
+    with torch.no_grad():
+        classifier = train_classifier(images, labels[:256])
+    trained = classifier.state_dict()
+    changed = [name for name, value in trained.items() if not torch.equal(value, untrained[name])]
+    assert changed, "no weight moved: the classifier did not train"

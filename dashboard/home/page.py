@@ -11,6 +11,7 @@ from dashboard.home.view import (
     render_mnist_status,
     render_page_links,
 )
+from dashboard.widgets import presenter
 from dashboard.widgets.maths import CHANGE_OF_VARIABLES_LATEX, SEED_BIJECTION_LATEX
 
 
@@ -26,7 +27,7 @@ def render() -> None:
         "$x = F(z)$."
     )
     angle, stages = demo_flow_stages()
-    st.plotly_chart(flow_figure(angle, stages), key="home_flow_picture")
+    presenter.plotly_chart(flow_figure(angle, stages), key="home_flow_picture")
     st.caption(
         f"Computed live from `flows/`: a RealNVP with {DEMO_BLOCKS} blocks, fitted for a few seconds to two "
         "moons. Each dot is a sample of the prior, coloured by its angle so you can follow it; the black "

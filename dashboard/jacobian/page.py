@@ -25,6 +25,7 @@ from dashboard.jacobian.view import (
 )
 from dashboard.services import state
 from dashboard.text import plain
+from dashboard.widgets import presenter
 from dashboard.widgets.maths import read_doc, render_markdown_with_latex
 from flows import registry
 from flows.training import runs
@@ -201,7 +202,7 @@ def image_leaf_section(source: ModelSource, point: PointSpec) -> None:
     jac = cached_leaf_jacobian(source, point, int(index))
     picture_column, facts_column = st.columns([3, 2])
     with picture_column:
-        st.plotly_chart(leaf_heatmap(jac), key="jacobian_leaf_map")
+        presenter.plotly_chart(leaf_heatmap(jac), key="jacobian_leaf_map")
     with facts_column:
         st.markdown(structure_note(jac.name))
         st.metric("analytic log|det|", f"{jac.analytic_log_abs_det:.9f}")
@@ -231,7 +232,7 @@ def coupling_section(source: ModelSource, point: PointSpec, dims: int) -> None:
         jac = cached_coupling_jacobian(small, small_point, layer_index)
         with column:
             st.markdown(f"**{jac.label}**")
-            st.plotly_chart(heatmap(jac), key=f"jacobian_small_{layer_index}")
+            presenter.plotly_chart(heatmap(jac), key=f"jacobian_small_{layer_index}")
             st.markdown(structure_sentence(jac))
 
     st.subheader(f"One coupling of the model above (n = {dims})")
@@ -240,7 +241,7 @@ def coupling_section(source: ModelSource, point: PointSpec, dims: int) -> None:
     jac = cached_coupling_jacobian(source, point, layer_index)
     picture_column, facts_column = st.columns([3, 2])
     with picture_column:
-        st.plotly_chart(heatmap(jac), key="jacobian_big")
+        presenter.plotly_chart(heatmap(jac), key="jacobian_big")
     with facts_column:
         st.markdown(structure_sentence(jac))
         if jac.split != "half":

@@ -19,6 +19,7 @@ from dashboard.model.view import (
 )
 from dashboard.services import state
 from dashboard.text import plain
+from dashboard.widgets import presenter
 from dashboard.widgets.source import source_tabs
 from flows.nn import ACTIVATIONS
 
@@ -141,7 +142,7 @@ def render() -> None:
                 figure.update_layout(
                     height=300, margin={"l": 10, "r": 10, "t": 10, "b": 10}, xaxis_title="output index"
                 )
-                st.plotly_chart(figure, key="model_output")
+                presenter.plotly_chart(figure, key="model_output")
             st.caption(f"Output shape {list(y.shape)}: [batch, {n_out}].")
     st.subheader("The coupling layers, read from the running code")
     st.markdown(

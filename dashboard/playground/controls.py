@@ -16,6 +16,7 @@ import torch
 from dashboard.playground import data, figures
 from dashboard.playground.run import FlowSettings, model_names
 from dashboard.text import plain
+from dashboard.widgets import presenter
 from flows import registry
 from flows.nn import ACTIVATIONS
 
@@ -218,7 +219,7 @@ def drawing_canvas() -> None:
             disabled=not len(spots),
         )
     with canvas:
-        st.plotly_chart(
+        presenter.plotly_chart(
             figures.draw_canvas_figure(spots, data.CANVAS, data.DRAW_SPACING, box=brush == "dragging a box"),
             key=key,
             on_select=lambda: _add_drawn_spots(key),

@@ -15,6 +15,7 @@ from dashboard.playground.export import ExportPanels, panels_png
 from dashboard.playground.run import PlaygroundRun, Race, model_names, one_thread
 from dashboard.playground.session import start_race
 from dashboard.text import plain
+from dashboard.widgets import presenter
 from flows import Flow, registry
 from flows import toy_views as views
 
@@ -80,9 +81,9 @@ def layer_view(run: PlaygroundRun, model: Flow) -> None:
     bars = figures.log_det_figure(labels[1:], log_dets, layer)
     left, right = st.columns([5, 3])
     with left, st.container(key="pg_panel_layer"):
-        st.plotly_chart(layer_figure, theme=None, key="pg_fig_layer")
+        presenter.plotly_chart(layer_figure, theme=None, key="pg_fig_layer")
     with right:
-        st.plotly_chart(bars, theme=None, key="pg_fig_logdet")
+        presenter.plotly_chart(bars, theme=None, key="pg_fig_logdet")
     total = sum(log_dets[:layer])
     couplings = [f for f in frames[1:] if "block" in f.label]
     coupling_area = max((float(np.abs(f.cell_log_area).max()) for f in couplings[:layer]), default=0.0)
@@ -142,8 +143,9 @@ def race_view(state: st.runtime.state.SessionStateProxy, run: PlaygroundRun, tar
         title = model_names()[name]
         heading = f"{title}: held-out NLL {nll:.3f} nats" if nll is not None else f"{title}: training…"
         figure = figures.density_figure(log_density, racer.train_points.numpy(), data.CANVAS, heading)
-        column.plotly_chart(figure, theme=None, key=f"pg_fig_race_{name}")
-    st.plotly_chart(figures.race_figure(histories, target.entropy), theme=None, key="pg_fig_race_loss")
+        with column:
+            presenter.plotly_chart(figure, theme=None, key=f"pg_fig_race_{name}")
+    presenter.plotly_chart(figures.race_figure(histories, target.entropy), theme=None, key="pg_fig_race_loss")
     if race.error:
         st.error(plain(race.error), icon=":material/warning:")
     if race.finished:

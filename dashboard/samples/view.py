@@ -19,7 +19,7 @@ from dashboard.services import state
 from dashboard.services.state import run_model, test_images, test_labels
 from dashboard.text import plain
 from dashboard.train.labels import DATASET_LABELS, model_label
-from dashboard.widgets import charts, images
+from dashboard.widgets import charts, images, presenter
 from flows import sampling
 from flows.data import make_toy
 from flows.data.toy import DEFAULT_NOISE
@@ -343,11 +343,12 @@ def histogram_section(path: str, which: str, modified: float, config: TrainConfi
             )
         )
         values = _per_sample_scores(path, which, modified, int(count))
-        st.plotly_chart(charts.histogram_figure(values, "bits / dim"), key="samples_hist", width="stretch")
+        figure = charts.histogram_figure(values, "bits / dim")
+        presenter.plotly_chart(figure, key="samples_hist", width="stretch")
     else:
         st.subheader("Negative log density of test points")
         values = _per_sample_scores(path, which, modified, 5000)
-        st.plotly_chart(
+        presenter.plotly_chart(
             charts.histogram_figure(values, "−log p(x)  (nats)", "points"),
             key="samples_hist",
             width="stretch",

@@ -14,7 +14,7 @@ from dashboard.services.uploads import import_checkpoint
 from dashboard.text import plain
 from dashboard.train.labels import DATASET_LABELS, model_label
 from dashboard.train.run_view import load_view
-from dashboard.widgets import charts
+from dashboard.widgets import charts, presenter
 from flows.data import bits_per_dim
 from flows.training import RunInfo
 
@@ -83,7 +83,7 @@ def compare_chart(manager: RunManager, run_ids: list[str]) -> None:
     if len(kinds) > 1:
         st.caption("Image and 2D runs are mixed: comparing losses in nats.")
     figure = charts.curves_figure(curves, metric=metric, height=460)
-    st.plotly_chart(figure, key="compare", width="stretch")
+    presenter.plotly_chart(figure, key="compare", width="stretch")
 
 
 def upload_checkpoint(manager: RunManager) -> None:

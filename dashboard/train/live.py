@@ -18,11 +18,14 @@ from dashboard.train.run_view import (
     progress_fraction,
     progress_text,
 )
-from dashboard.widgets import charts
+from dashboard.widgets import charts, presenter
+from dashboard.widgets.live_chart import live_chart
 from flows import registry
 
 #: Seconds between two redraws of a live run.
 REFRESH_S = 1.0
+#: The live sample grid's sizes (a third or half of the page's width), and the control's key.
+SIZES, LARGE, SIZE_KEY = ("Normal", "Large"), "Large", "train_samples_size"
 #: Train-loss points averaged for the "train" tile, so it does not flicker with each batch.
 TILE_WINDOW = 20
 
@@ -78,11 +81,14 @@ def render_run(manager: RunManager, run_id: str) -> RunView | None:
     run_controls(manager, view)
     st.progress(progress_fraction(view), text=progress_text(view))
     _tiles(view)
-    chart_column, samples_column = st.columns([2.2, 1], gap="medium")
+    large = samples_size() == LARGE
+    chart_column, samples_column = st.columns([1, 1] if large else [2.2, 1], gap="medium")
     with chart_column:
         if view.curves is not None and len(view.curves.steps):
+            # Redrawn in place (no remount, zoom kept) while the fragment refreshes every second.
             figure = charts.curves_figure([view.curves])
-            st.plotly_chart(figure, key=f"curves-{view.run_id}", width="stretch")
+            figure.update_xaxes(automargin=True).update_yaxes(automargin=True)  # room for the tick labels
+            live_chart(figure, key=f"curves-{view.run_id}")
         else:
             st.caption("The loss curves appear here after the first steps.")
     with samples_column:
@@ -90,9 +96,31 @@ def render_run(manager: RunManager, run_id: str) -> RunView | None:
             st.image(view.samples_image, caption=view.samples_caption, width="stretch")
         else:
             st.caption(view.samples_caption)
+        if not large:
+            quality_section(view)
+            checkpoint_downloads(view)
+    if large:
         quality_section(view)
         checkpoint_downloads(view)
     return view
+
+
+def samples_size() -> str:
+    """The samples' size chosen above the run panel: "Large" in presenter mode unless changed."""
+    if SIZE_KEY not in st.session_state:
+        st.session_state[SIZE_KEY] = LARGE if presenter.is_on() else SIZES[0]
+    return st.session_state[SIZE_KEY] or SIZES[0]
+
+
+def samples_size_control() -> None:
+    """Normal (samples beside the curves, a third of the width) or Large (half the width)."""
+    samples_size()
+    st.segmented_control(
+        "Live samples",
+        SIZES,
+        key=SIZE_KEY,
+        help="Large: the live sample grid takes half the page's width, for a projector.",
+    )
 
 
 def quality_section(view: RunView) -> None:
@@ -126,6 +154,7 @@ def is_live(view: RunView) -> bool:
 
 def run_panel(manager: RunManager, run_id: str) -> None:
     """The run panel: live (a fragment redrawn every second) while the run changes, else drawn once."""
+    samples_size_control()
     view = load_view(manager, run_id)
     if view is not None and is_live(view):
         live_run(run_id)

@@ -17,6 +17,7 @@ import plotly.graph_objects as go
 import plotly.io
 import streamlit.components.v1 as components
 
+from dashboard.widgets import presenter
 from flows.infra import atomic_write_bytes
 
 FRONTEND = Path(__file__).resolve().parent / "live_chart_frontend"
@@ -80,7 +81,7 @@ def live_chart(
         raise ValueError("live_chart needs a key: the key is the chart's identity across reruns")
     height = int(height or figure.layout.height or DEFAULT_HEIGHT)
     _component(
-        spec=plotly.io.to_json(figure, validate=False),
+        spec=plotly.io.to_json(presenter.style(figure), validate=False),
         height=height,
         fit=None if fit is None else {"anchor": fit.anchor, "rows": fit.rows, "spacing": fit.spacing},
         min_height=int(min(min_height, height)),

@@ -242,7 +242,13 @@ def train_classifier(
     images: Tensor, labels: Tensor, on_progress: Callable[[str], None] | None = None
 ) -> Classifier:
     """Trains a fresh :class:`Classifier` on ``images [N, 1, 28, 28]`` and ``labels [N]`` plus as many
-    junk images (class 10), Adam, EPOCHS epochs; deterministic for a given thread count."""
+    junk images (class 10), Adam, EPOCHS epochs; deterministic for a given thread count. Trains with
+    gradients on even when called under ``torch.no_grad()`` (e.g. from an evaluation)."""
+    with torch.enable_grad():
+        return _train(images, labels, on_progress)
+
+
+def _train(images: Tensor, labels: Tensor, on_progress: Callable[[str], None] | None) -> Classifier:
     torch.manual_seed(SEED)
     classifier = Classifier()
     optimizer = torch.optim.Adam(classifier.parameters(), lr=LEARNING_RATE)

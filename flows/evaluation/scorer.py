@@ -45,10 +45,13 @@ class SampleScorer:
         self.judge = judge
         self.on_progress = on_progress
 
-    @torch.no_grad()
     def __call__(self, model: nn.Module) -> dict[str, Any]:
-        if self.judge is None:
+        if self.judge is None:  # trained on first use: with gradients, whatever the caller's grad mode
             self.judge = load_judge(self.dataset, self.data_dir, on_progress=self.on_progress)
+        with torch.no_grad():
+            return self._score(model)
+
+    def _score(self, model: nn.Module) -> dict[str, Any]:
         prior = model.prior
         parameter = next(model.parameters(), None)
         devices = [parameter.device] if parameter is not None and parameter.device.type == "cuda" else []
