@@ -33,10 +33,10 @@ def test_injected_markdown_fetches_nothing_and_only_the_teacher_controls(
         assert page.get_by_role("button", name="Start training").is_disabled()
         assert page.locator("[data-testid='stFileUploader']").count() == 0
         page.get_by_label("Teacher token").fill("wrong")
-        page.get_by_role("button", name="Enter").click()
+        page.get_by_role("button", name="Enter", exact=True).click()
         page.wait_for_selector("text=not the teacher's token", timeout=WAIT_MS)
         page.get_by_label("Teacher token").fill("s3cret")
-        page.get_by_role("button", name="Enter").click()
+        page.get_by_role("button", name="Enter", exact=True).click()
         page.wait_for_selector("text=Teacher mode", timeout=WAIT_MS)
         page.locator("[data-testid='stFileUploader']").first.wait_for(timeout=WAIT_MS)
         page.close()
