@@ -24,6 +24,7 @@ sys.path.insert(0, str(REPO))
 
 from flows.data import default_data_dir  # noqa: E402
 from tests.browser import (  # noqa: E402
+    LIVE_CHART_POINTS_JS,
     MNIST_TEST_FILES,
     chromium,
     make_data_dir,
@@ -99,14 +100,6 @@ def main_button(page, label: str):
     """The page's own button ``label`` (not the header's): enabled ones only."""
     main = page.get_by_test_id("stMainBlockContainer")
     return main.locator("button:not([disabled])").filter(has_text=re.compile(rf"{re.escape(label)}$"))
-
-
-#: Points of the first line in the page's first live chart (0 while none is drawn).
-LIVE_CHART_POINTS_JS = """() => {
-    const frame = document.querySelector('[data-testid="stMain"] iframe[title*="live_chart"]');
-    const el = frame && frame.contentDocument && frame.contentDocument.getElementById('chart');
-    return el && el._fullData && el._fullData.length ? el._fullData[0].x.length : 0;
-}"""
 
 
 def play_spiral(page, seconds: float) -> None:

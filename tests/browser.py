@@ -44,6 +44,15 @@ MNIST_TEST_FILES = ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
 SERVER_START_TIMEOUT_S = 60.0
 
 
+#: JavaScript: points of the first line in the page's first live chart (the Plotly div inside the
+#: live_chart component's iframe; 0 while none is drawn). Plotly sends arrays in binary, so read _fullData.
+LIVE_CHART_POINTS_JS = """() => {
+    const frame = document.querySelector('[data-testid="stMain"] iframe[title*="live_chart"]');
+    const el = frame && frame.contentDocument && frame.contentDocument.getElementById('chart');
+    return el && el._fullData && el._fullData.length ? el._fullData[0].x.length : 0;
+}"""
+
+
 def missing_browser() -> str | None:
     """Why the browser tests cannot run here, or None."""
     if importlib.util.find_spec("playwright") is None:

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from .browser import (
+    LIVE_CHART_POINTS_JS,
     PAGES,
     REPO,
     StreamlitServer,
@@ -67,21 +68,9 @@ def _wait_step_equal(page, value: int) -> None:
     page.wait_for_function(f"value => ({STEP_TILE_JS})() === value", arg=value, timeout=WAIT_MS)
 
 
-#: The Train page's live loss chart: the Plotly div inside the first live_chart component of the page.
-LIVE_PLOT_JS = """() => {
-    const frame = document.querySelector('[data-testid="stMain"] iframe[title*="live_chart"]');
-    return frame && frame.contentDocument ? frame.contentDocument.getElementById('chart') : null;
-}"""
-
-
 def _curve_points(page) -> int:
     """Points of the train-loss line in the Train page's live chart (0 when none)."""
-    return page.evaluate(
-        f"""() => {{
-            const plot = ({LIVE_PLOT_JS})();
-            return plot && plot._fullData && plot._fullData.length ? plot._fullData[0].x.length : 0;
-        }}"""
-    )
+    return page.evaluate(LIVE_CHART_POINTS_JS)
 
 
 def _run_header(page, run_id: str):
@@ -195,8 +184,7 @@ def _train_flow(first, second, url: str, runs_dir: Path) -> None:
     points = _curve_points(page)
     step = _wait_step_above(page, step + 20)
     page.wait_for_function(
-        f"n => {{ const p = ({LIVE_PLOT_JS})(); return p && p._fullData && p._fullData.length"
-        " && p._fullData[0].x.length > n; }",
+        f"n => ({LIVE_CHART_POINTS_JS})() > n",
         arg=points,
         timeout=WAIT_MS,
     )
