@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -246,7 +247,12 @@ def test_histogram_bins_the_bulk_and_counts_the_outliers() -> None:
     figure = charts.histogram_figure(values, "bits / dim")
     (histogram,) = figure.data
     assert histogram.xbins.end < 3  # the bins cover the bulk, not the far outliers
-    assert "10 above" in figure.layout.annotations[-1].text
+    note = figure.layout.annotations[-1]
+    assert "10 above" in note.text
+    mean = next(a for a in figure.layout.annotations if a.text.startswith("mean"))
+    # The note sits above the plot area (bottom edge on its top), the mean's label inside it: no overlap.
+    assert (note.yref, note.y, note.yanchor) == ("paper", 1, "bottom")
+    assert mean.yanchor == "top" and mean.y <= 1
 
 
 def test_a_time_budget_run_shows_its_time_left_and_how_far_it_is(manager: RunManager) -> None:
@@ -264,3 +270,22 @@ def test_a_time_budget_run_shows_its_time_left_and_how_far_it_is(manager: RunMan
     assert " of 6 s" in progress_text(view) and "/ 100,000" not in progress_text(view)
     wait_until(lambda: state_of(manager, run_id) == "done", "the end of the budget")
     assert progress_fraction(load_view(manager, run_id)) == pytest.approx(1.0, abs=0.05)
+
+
+def test_a_run_says_it_trains_the_sample_judge_until_its_first_test_ends(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dashboard.services.run_manager import _scorer
+    from dashboard.services.run_record import ManagedRun
+    from flows.training.events import EvalEvent
+
+    managed = ManagedRun("r", tmp_path, toy_config(), None, resume=False)
+    managed.state = "running"
+    managed.config = replace(toy_config(), dataset="mnist", model="realnvp", score_samples=16)
+    monkeypatch.delenv("FLOWLAB_NO_SAMPLE_SCORE", raising=False)
+    scorer = _scorer(managed)
+    assert scorer is not None and scorer.on_progress is not None
+    scorer.on_progress("judge: epoch 2/6, loss 0.210")  # what load_judge says while it trains
+    assert managed.activity == "judge: epoch 2/6, loss 0.210"
+    managed.record(EvalEvent(step=500, elapsed=3.0, test_loss=1.0, test_bits_per_dim=1.5))
+    assert managed.activity is None  # the first test ended: the note goes

@@ -30,7 +30,7 @@ from dashboard.services.loop import SHUTDOWN_WAIT_S, BackgroundLoop, stop_at_exi
 from dashboard.services.run_record import FINAL_STATES, LIVE_STATES, ManagedRun, RunSnapshot
 from dashboard.services.threads import training_threads
 from dashboard.services.turns import PLAYGROUND_TURNS
-from flows.evaluation import scorer_for
+from flows.evaluation import SampleScorer, scorer_for
 from flows.limits import MemoryLimitError
 from flows.training import (
     ConfigError,
@@ -250,9 +250,9 @@ class RunManager:
         try:
             if managed.resume:
                 overrides = {"steps": managed.config.steps, "num_threads": managed.config.num_threads}
-                trainer = Trainer.from_run(managed.path, overrides, sample_scorer=scorer_for(managed.config))
+                trainer = Trainer.from_run(managed.path, overrides, sample_scorer=_scorer(managed))
             else:
-                trainer = Trainer(managed.config, sample_scorer=scorer_for(managed.config))
+                trainer = Trainer(managed.config, sample_scorer=_scorer(managed))
             logger = RunLogger(managed.path, trainer)
             with managed.lock:
                 managed.step = trainer.step
@@ -313,3 +313,8 @@ class RunManager:
                     managed.state = "running"
 
         managed.loop.pause_point(on_pause=pausing, on_resume=resuming)
+
+
+def _scorer(managed: ManagedRun) -> SampleScorer | None:
+    """The run's sample scorer; while it trains its judge (once per dataset), the run says so."""
+    return scorer_for(managed.config, on_progress=managed.set_activity)

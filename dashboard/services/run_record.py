@@ -42,6 +42,7 @@ class RunSnapshot:
     samples_step: int | None
     message: str | None  # why it failed, or the last non-finite-loss warning
     note: str | None  # how the data was split (shown beside the run)
+    activity: str | None = None  # what it does besides training steps now (e.g. training the judge)
 
     @property
     def is_live(self) -> bool:
@@ -74,6 +75,7 @@ class ManagedRun:
     samples: Tensor | None = None
     samples_step: int | None = None
     message: str | None = None
+    activity: str | None = None  # what the run does besides training steps now (the judge's first training)
     background: BackgroundLoop | None = None  # trains the run; set by the run manager when it queues it
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -94,6 +96,7 @@ class ManagedRun:
                 previous, rate = self.images_per_sec, event.images_per_sec
                 self.images_per_sec = rate if previous is None else _smooth(previous, rate)
             elif isinstance(event, EvalEvent):
+                self.activity = None
                 self.eval_steps.append(event.step)
                 self.test_losses.append(event.test_loss)
             elif isinstance(event, NanEvent):
@@ -105,6 +108,11 @@ class ManagedRun:
         """The newest live picture, drawn from the model at ``step``."""
         with self.lock:
             self.samples, self.samples_step = image, step
+
+    def set_activity(self, message: str | None) -> None:
+        """What the run is busy with between steps (shown until its next evaluation ends)."""
+        with self.lock:
+            self.activity = message
 
     def fail(self, message: str) -> None:
         with self.lock:
@@ -135,6 +143,7 @@ class ManagedRun:
                 samples_step=self.samples_step,
                 message=self.message,
                 note=self.note,
+                activity=self.activity,
             )
 
     def _eta(self) -> float | None:

@@ -78,6 +78,13 @@ def render_run(manager: RunManager, run_id: str) -> RunView | None:
         (st.error if view.state in ("failed", "interrupted") else st.warning)(
             view.message, icon=":material/error:"
         )
+    if view.activity and view.state == "running":
+        st.info(
+            f"**Sample judge**: {plain(view.activity.removeprefix('judge: '))}. The first test scores the "
+            "samples with a small classifier, trained once per dataset (under a minute on a CPU); the "
+            "steps go on after it.",
+            icon=":material/hourglass_top:",
+        )
     run_controls(manager, view)
     st.progress(progress_fraction(view), text=progress_text(view))
     _tiles(view)

@@ -32,6 +32,7 @@ class RunView:
     queue_position: int | None
     message: str | None
     managed: bool
+    activity: str | None = None  # what a run trained here does besides steps now (training the judge)
 
 
 def _snapshot_view(snapshot: RunSnapshot) -> RunView:
@@ -72,6 +73,7 @@ def _snapshot_view(snapshot: RunSnapshot) -> RunView:
         queue_position=snapshot.queue_position,
         message=snapshot.message,
         managed=True,
+        activity=snapshot.activity,
     )
 
 

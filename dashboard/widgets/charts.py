@@ -188,11 +188,14 @@ def histogram_figure(
         )
         mean = float(values.mean())
         figure.add_vline(
-            x=mean, line={"color": PALETTE[3], "width": 3, "dash": "dash"}, annotation_text=f"mean {mean:.3f}"
+            x=mean,
+            line={"color": PALETTE[3], "width": 3, "dash": "dash"},
+            annotation_text=f"mean {mean:.3f}",
+            annotation_position="top right",  # inside the plot, under its top edge
         )
         beyond = int((values > high + size / 2).sum())
         if beyond:
-            figure.add_annotation(
+            figure.add_annotation(  # above the plot, in the top margin: never on the mean's label
                 text=f"{beyond} above {high:.2f} not shown",
                 showarrow=False,
                 xref="paper",
@@ -200,6 +203,7 @@ def histogram_figure(
                 x=1,
                 y=1,
                 xanchor="right",
+                yanchor="bottom",
             )
         figure.update_xaxes(range=[low - size, high + size])
     figure.update_layout(

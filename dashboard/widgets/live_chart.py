@@ -85,6 +85,7 @@ def live_chart(
         height=height,
         fit=None if fit is None else {"anchor": fit.anchor, "rows": fit.rows, "spacing": fit.spacing},
         min_height=int(min(min_height, height)),
+        chart_id=key,
         key=key,
         default=None,
     )

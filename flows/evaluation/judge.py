@@ -338,6 +338,11 @@ def load_judge(
     if cached is not None:
         classifier, info = cached
         return Judge(classifier, heldout_images, info, trained=False)
+    if on_progress is not None:
+        on_progress(
+            f"judge: training the sample judge on {split} ({EPOCHS} epochs, the first time only; "
+            "cached afterwards)"
+        )
     started = time.perf_counter()
     classifier = train_classifier(train_images, train_labels, on_progress)
     info = {
