@@ -49,8 +49,10 @@ CANDIDATES: dict[str, list[dict[str, Any]]] = {
         {"hidden": [128, 128]},
         {"weight_decay": 0.05},
         {"ema_decay": 0.999},
+        {"ema_decay": 0.999, "augment_shift": 1},
+        {"ema_decay": 0.999, "augment_shift": 2},
     ],
-    "nice": [{}, {"hidden": [128, 128]}],
+    "nice": [{}, {"hidden": [128, 128]}, {"ema_decay": 0.999, "augment_shift": 1}],
 }
 
 
@@ -62,6 +64,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.presets", description=__doc__.split("\n\n")[0])
     parser.add_argument("--families", default="glow,convrealnvp", help=f"from {list(CANDIDATES)}")
     parser.add_argument("--minutes", type=float, default=2.0, help="wall-time budget of every candidate")
+    parser.add_argument(
+        "--candidates", help="which of each family's candidates to try, by position (0: the preset): 0,4,5"
+    )
     parser.add_argument("--data-dir", type=Path, help="folder with MNIST's t10k IDX files")
     parser.add_argument("--samples", type=int, default=500, help="samples scored per image-flow run")
     parser.add_argument("--threads", type=int, default=2)
@@ -98,7 +103,10 @@ def main(argv: list[str] | None = None) -> int:
         "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for name in names:
-        for overrides in CANDIDATES[name]:
+        chosen = [int(i) for i in args.candidates.split(",")] if args.candidates else None
+        for position, overrides in enumerate(CANDIDATES[name]):
+            if chosen is not None and position not in chosen:
+                continue
             family = quality.flow_lab_family(name, overrides)
             print(f"{family.name}: {_describe(overrides)}", file=sys.stderr, flush=True)
             result = quality.train_for(family, train, heldout, args.minutes * 60, args.seed, 2)

@@ -98,7 +98,7 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], str]] = {
     ),
 }
 #: The training settings the bench's loop reads from a TrainConfig.
-LOOP_SETTINGS = ("lr", "batch_size", "amp", "weight_decay", "grad_clip", "ema_decay")
+LOOP_SETTINGS = ("lr", "batch_size", "amp", "weight_decay", "grad_clip", "ema_decay", "augment_shift")
 
 
 def flow_lab_config(model: str, overrides: dict[str, Any] | None = None):
@@ -238,7 +238,7 @@ def train_for(
     """Trains one model for ``seconds`` of training time with ``family.settings`` (bf16 autocast and a
     moving average of the weights where they are on); returns its figures and the model, holding the
     averaged weights where there is an average."""
-    from flows.data import dequantize, random_batch
+    from flows.data import dequantize, random_batch, random_shift
     from flows.training.ema import WeightAverage
 
     settings = family.settings
@@ -264,7 +264,10 @@ def train_for(
         started = time.perf_counter()
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(lr, step, clock / seconds)
-        x = dequantize(random_batch(train, batch_size, generator), generator).unsqueeze(1)
+        rows = random_batch(train, batch_size, generator)
+        if settings.get("augment_shift"):
+            rows = random_shift(rows, settings["augment_shift"], generator)
+        x = dequantize(rows, generator).unsqueeze(1)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=settings["amp"]):
             loss = -family.log_prob(model, x).float().mean()
         optimizer.zero_grad(set_to_none=True)
@@ -307,6 +310,8 @@ def describe(settings: dict[str, Any]) -> str:
         words.append(f"wd {settings['weight_decay']:g}")
     if settings["ema_decay"]:
         words.append(f"EMA {settings['ema_decay']:g}")
+    if settings.get("augment_shift"):
+        words.append(f"shifts up to {settings['augment_shift']} px")
     return ", ".join(words)
 
 

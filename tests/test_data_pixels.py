@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from flows import Flow, Logistic, Logit
-from flows.data import bits_per_dim, dequantize, load_mnist, random_batch
+from flows.data import bits_per_dim, dequantize, load_mnist, random_batch, random_shift
 from flows.jacobian import autograd_log_abs_det
 
 
@@ -103,3 +103,37 @@ def test_random_batch_of_real_digits_keeps_uint8_and_checks_its_input(digits: to
         random_batch(digits, 0)
     with pytest.raises(ValueError, match="empty dataset"):
         random_batch(digits[:0], 4)
+
+
+def _shifted(image: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
+    """``image`` moved down by dy and right by dx pixel by pixel, zeros moved in (the reference)."""
+    out = torch.zeros_like(image)
+    rows, columns = image.shape
+    for i in range(rows):
+        for j in range(columns):
+            if 0 <= i - dy < rows and 0 <= j - dx < columns:
+                out[i, j] = image[i - dy, j - dx]
+    return out
+
+
+def test_random_shift_moves_each_real_digit_by_one_offset_and_draws_every_offset(digits: torch.Tensor) -> None:
+    images = digits[:300]
+    moved = random_shift(images.reshape(300, 784), 1, torch.Generator().manual_seed(3)).reshape(300, 28, 28)
+    offsets = set()
+    for image, result in zip(images, moved, strict=True):
+        matches = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if torch.equal(_shifted(image, dy, dx), result)]
+        assert matches, "a shifted digit is not its digit moved by one offset of at most 1 pixel"
+        offsets.update(matches)
+    assert len(offsets) == 9  # all nine offsets in [-1, 1]^2 drawn in 300 images
+    assert moved.dtype == torch.uint8
+
+
+def test_random_shift_of_zero_is_the_images_themselves_and_draws_nothing(digits: torch.Tensor) -> None:
+    generator = torch.Generator().manual_seed(0)
+    state = generator.get_state()
+    assert random_shift(digits, 0, generator) is digits
+    assert torch.equal(generator.get_state(), state)
+    with pytest.raises(ValueError, match="max_shift must be a non-negative integer"):
+        random_shift(digits, -1)
+    with pytest.raises(ValueError, match="square images"):
+        random_shift(torch.zeros(4, 10, dtype=torch.uint8), 1)

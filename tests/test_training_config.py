@@ -58,6 +58,9 @@ INVALID = [
     ({"dataset": "moons", "holdout": 100}, "holdout applies to image datasets only"),
     ({"dataset": "moons", "toy_points": 100, "batch_size": 200}, "batch_size 200 is larger than the 100"),
     ({"dataset": "spiral", "toy_noise": -1.0}, "toy_noise must be a number"),
+    ({"augment_shift": 5}, "augment_shift must be a whole number of pixels from 0 to 4"),
+    ({"augment_shift": 1.5}, "augment_shift must be a whole number of pixels"),
+    ({"dataset": "moons", "augment_shift": 1}, "2D toys have no pixels to move"),
 ]
 
 

@@ -196,3 +196,23 @@ def test_amp_runs_the_couplings_in_bfloat16_on_cpu() -> None:
     losses = [trainer.train_step().loss for _ in range(5)]
     assert dtypes == {torch.bfloat16}
     assert len(losses) == 5 and all(math.isfinite(loss) for loss in losses)
+
+
+def test_augment_shift_trains_on_moved_digits_and_keeps_the_test_split_as_it_is(mnist_dir: Path) -> None:
+    train, test = _held_out_split(mnist_dir)
+    plain = Trainer(TrainConfig(**TINY), train_data=train, test_data=test)
+    shifted = Trainer(TrainConfig(**TINY, augment_shift=2), train_data=train, test_data=test)
+    pixels = [(trainer.next_batch() * 256).floor().reshape(-1, 28, 28) for trainer in (plain, shifted)]
+    moved = 0
+    for drawn, trained_on in zip(*pixels, strict=True):  # the same seed draws the same digits
+        padded = torch.nn.functional.pad(drawn, (2, 2, 2, 2))
+        offsets = [
+            (dy, dx)
+            for dy in range(-2, 3)
+            for dx in range(-2, 3)
+            if torch.equal(padded[2 - dy : 30 - dy, 2 - dx : 30 - dx], trained_on)  # moved, zeros moved in
+        ]
+        assert offsets, "a training digit is not the drawn digit moved by at most 2 pixels"
+        moved += offsets != [(0, 0)]
+    assert moved > len(pixels[0]) // 2  # 24 of the 25 offsets move the digit
+    assert torch.equal(shifted.test_data, plain.test_data)

@@ -3,7 +3,7 @@
 from .download import DownloadError, download_mnist
 from .idx import read_idx
 from .mnist import DATASETS, SPLITS, default_data_dir, load_mnist
-from .pixels import bits_per_dim, dequantize, random_batch
+from .pixels import bits_per_dim, dequantize, random_batch, random_shift
 from .toy import DEFAULT_NOISE, TOY_DATASETS, make_toy
 
 __all__ = [
@@ -19,5 +19,6 @@ __all__ = [
     "load_mnist",
     "make_toy",
     "random_batch",
+    "random_shift",
     "read_idx",
 ]

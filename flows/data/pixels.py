@@ -1,4 +1,4 @@
-"""Model-ready pixels: uniform dequantization, bits per dimension, random batches."""
+"""Model-ready pixels: uniform dequantization, bits per dimension, random batches, random shifts."""
 
 from __future__ import annotations
 
@@ -48,3 +48,31 @@ def random_batch(images: Tensor, batch_size: int, generator: torch.Generator | N
     generator_device = generator.device if generator is not None else torch.device("cpu")
     indices = torch.randint(len(images), (batch_size,), generator=generator, device=generator_device)
     return images[indices.to(images.device)]
+
+
+def random_shift(images: Tensor, max_shift: int, generator: torch.Generator | None = None) -> Tensor:
+    """Each image moved by its own random whole-pixel offset (dy, dx), both uniform in
+    [-max_shift, max_shift]; pixels moved in from outside are 0 (the background of the digits).
+
+    ``images`` is ``[B, H, W]`` or square images as flat rows ``[B, H*W]``; shape and dtype are kept.
+    A regulariser for small datasets (a digit moved by a pixel or two is still that digit); 0 returns
+    ``images`` itself and draws nothing from ``generator``.
+    """
+    if not isinstance(max_shift, int) or isinstance(max_shift, bool) or max_shift < 0:
+        raise ValueError(f"max_shift must be a non-negative integer, got {max_shift!r}")
+    if max_shift == 0:
+        return images
+    count = len(images)
+    side = math.isqrt(images[0].numel()) if count else 0
+    if images.dim() not in (2, 3) or side * side != images[0].numel():
+        raise ValueError(f"expected square images [B, H, W] or flat rows [B, H*W], got {list(images.shape)}")
+    grid = images.reshape(count, side, side)
+    padded = torch.nn.functional.pad(grid, (max_shift,) * 4)
+    generator_device = generator.device if generator is not None else torch.device("cpu")
+    offsets = torch.randint(2 * max_shift + 1, (count, 2), generator=generator, device=generator_device)
+    offsets = offsets.to(images.device)
+    pixels = torch.arange(side, device=images.device)
+    rows = (offsets[:, 0:1] + pixels)[:, :, None]  # [B, H, 1]
+    columns = (offsets[:, 1:2] + pixels)[:, None, :]  # [B, 1, W]
+    moved = padded[torch.arange(count, device=images.device)[:, None, None], rows, columns]
+    return moved.reshape(images.shape)

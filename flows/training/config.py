@@ -36,6 +36,8 @@ IMAGE_DIMS = IMAGE_SIZE * IMAGE_SIZE
 TOY_DIMS = 2
 #: Points in a 2D toy's held-out test set.
 TOY_TEST_POINTS = 5000
+#: The largest --augment-shift: a digit moved further starts to leave the 28 x 28 frame.
+MAX_AUGMENT_SHIFT = 4
 
 
 class ConfigError(ValueError):
@@ -128,6 +130,11 @@ class TrainConfig:
     )
     min_lr_fraction: float = option(0.05, "the learning rate at the last step, as a fraction of lr")
     weight_decay: float = option(0.0, "AdamW decoupled weight decay (0: plain Adam)")
+    augment_shift: int = option(
+        0,
+        "images: move each training digit by a random offset of up to this many pixels in each direction, "
+        "a regulariser for small data (0: off)",
+    )
     adam_beta2: float = option(
         0.999, "AdamW's second-moment decay; 0.99 adapts faster to a sudden large gradient"
     )
@@ -258,6 +265,11 @@ class TrainConfig:
             if not _is_int(value) or value < lowest:
                 kind = "a positive" if lowest else "a non-negative"
                 return name, f"{name} must be {kind} integer, got {value!r}"
+        if not _is_int(self.augment_shift) or not 0 <= self.augment_shift <= MAX_AUGMENT_SHIFT:
+            return "augment_shift", (
+                f"augment_shift must be a whole number of pixels from 0 to {MAX_AUGMENT_SHIFT}, "
+                f"got {self.augment_shift!r}"
+            )
         if self.seed >= 2**63:
             return "seed", f"seed must be below 2**63, got {self.seed}"
         if not _is_number(self.lr) or self.lr <= 0:
@@ -312,6 +324,8 @@ class TrainConfig:
             )
         if self.holdout:
             return "holdout", "holdout applies to image datasets only; 2D toys draw their own test points"
+        if self.augment_shift:
+            return "augment_shift", "augment_shift moves images; 2D toys have no pixels to move (use 0)"
         if not _is_int(self.toy_points) or self.toy_points < 2:
             return "toy_points", f"toy_points must be an integer of at least 2, got {self.toy_points!r}"
         if self.toy_noise is not None and (not _is_number(self.toy_noise) or not 0 <= self.toy_noise <= 4):

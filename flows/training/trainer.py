@@ -28,7 +28,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
-from ..data import bits_per_dim, dequantize, random_batch
+from ..data import bits_per_dim, dequantize, random_batch, random_shift
 from ..models import Flow
 from ..speed import bf16_status
 from . import runs
@@ -248,6 +248,8 @@ class Trainer:
         else:  # the same draws as random_batch, keeping the labels of the rows drawn
             indices = torch.randint(len(self.train_data), (config.batch_size,), generator=self.data_generator)
             rows, labels = self.train_data[indices], self.train_labels[indices]
+        if config.augment_shift:
+            rows = random_shift(rows, config.augment_shift, self.data_generator)
         batch = dequantize(rows, self.data_generator) if config.is_image else rows
         per_process = config.batch_size // context.world_size
         mine = slice(context.rank * per_process, (context.rank + 1) * per_process)
