@@ -116,12 +116,14 @@ def _shifted(image: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
     return out
 
 
-def test_random_shift_moves_each_real_digit_by_one_offset_and_draws_every_offset(digits: torch.Tensor) -> None:
+def test_random_shift_moves_each_digit_by_one_offset_and_draws_every_offset(digits: torch.Tensor) -> None:
     images = digits[:300]
     moved = random_shift(images.reshape(300, 784), 1, torch.Generator().manual_seed(3)).reshape(300, 28, 28)
     offsets = set()
     for image, result in zip(images, moved, strict=True):
-        matches = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if torch.equal(_shifted(image, dy, dx), result)]
+        matches = [
+            (dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if torch.equal(_shifted(image, dy, dx), result)
+        ]
         assert matches, "a shifted digit is not its digit moved by one offset of at most 1 pixel"
         offsets.update(matches)
     assert len(offsets) == 9  # all nine offsets in [-1, 1]^2 drawn in 300 images

@@ -34,14 +34,14 @@ def read_status(page) -> tuple[int, float | None, bool]:
     return step, float(loss.group(1)) if loss else None, "training" in text
 
 
-def open_playground(page, base_url: str) -> None:
+def open_playground(page, base_url: str, query: str = "") -> None:
     """Opens the Playground page and waits until its heatmap is drawn.
 
     On a server that has served nothing yet, a first deep link runs pages/playground.py on its own
     (Streamlit's pages/ folder convention) before streamlit_app.py's router is known: the page works
     the same, only without the wide layout. Open the root first when the layout matters.
     """
-    page.goto(base_url.rstrip("/") + "/playground")
+    page.goto(base_url.rstrip("/") + "/playground" + query)
     page.frame_locator(f"{DENSITY_SELECTOR} iframe").locator(".js-plotly-plot").wait_for(
         timeout=FIRST_DRAW_TIMEOUT_MS
     )
@@ -190,13 +190,16 @@ TEXT_SELECTORS = (
 
 
 @pytest.mark.browser
-def test_projector_layout_fits_one_screen_with_nothing_clipped(dashboard_url: str) -> None:
-    """At 1280x720 the buttons, the status tiles and the four panels lie inside the viewport, no text cut."""
+@pytest.mark.parametrize("presenter_mode", [False, True], ids=["normal", "presenter"])
+def test_projector_layout_fits_one_screen_with_nothing_clipped(dashboard_url: str, presenter_mode: bool):
+    """At 1280x720 the buttons, the status tiles and the four panels lie inside the viewport, no text cut;
+    the same in presenter mode, with its larger text on the dark theme."""
+    query = "?presenter=1" if presenter_mode else ""
     with chromium() as browser:
         page = browser.new_page(viewport={"width": 1280, "height": 720})
-        page.goto(dashboard_url)  # the router first: the wide layout
+        page.goto(dashboard_url + query)  # the router first: the wide layout
         page.wait_for_timeout(1000)
-        open_playground(page, dashboard_url)
+        open_playground(page, dashboard_url, query)
         wait_for_panels(page)
         page.wait_for_timeout(1500)  # the panels size themselves to the window once drawn
         boxes = {
@@ -222,7 +225,11 @@ def test_projector_layout_fits_one_screen_with_nothing_clipped(dashboard_url: st
             list(TEXT_SELECTORS),
         )
         assert not clipped, f"text cut short (selector, text, scrollWidth, clientWidth): {clipped}"
-        assert page.locator(".st-key-pg_status [data-testid='stMetric']").count() == 6
+        background = page.evaluate("getComputedStyle(document.querySelector('.stApp')).backgroundColor")
+        assert (background == "rgb(0, 0, 0)") == presenter_mode, f"the app is drawn on {background}"
+        # presenter mode leaves out the Gaussian fit and target entropy tiles (the loss panel draws both)
+        tiles = page.locator(".st-key-pg_status [data-testid='stMetric']").count()
+        assert tiles == (4 if presenter_mode else 6)
         for selector in PANEL_SELECTORS:  # each chart's title inside its chart
             chart = page.frame_locator(f"{selector} iframe").locator("#chart")
             left, right, width = chart.evaluate(

@@ -22,6 +22,12 @@ STYLE_JS = """() => ({
 DARK = "rgb(0, 0, 0)"
 
 
+def _is_dark(colour: str) -> bool:
+    """Whether a CSS ``rgb(...)`` colour is dark enough for white text (the sum of its channels < 150)."""
+    red, green, blue = (int(v) for v in re.findall(r"\d+", colour)[:3])
+    return red + green + blue < 150
+
+
 def _style(page) -> dict:
     return page.evaluate(STYLE_JS)
 
@@ -55,12 +61,21 @@ def test_presenter_mode_persists_across_pages_reloads_and_links(browser, mnist_d
             _open(page, title)
             assert _wait_style(page, dark=True)["font"] == on["font"]
             page.wait_for_url(re.compile(r"[?&]presenter=1"), timeout=WAIT_MS)
+            if title == "Jacobian":  # its table (drawn on a light canvas) inverted; tab labels white
+                table = page.locator('[data-testid="stDataFrame"]').first
+                table.wait_for(timeout=WAIT_MS)
+                assert "invert(1)" in table.evaluate("el => getComputedStyle(el).filter")
+                tab = page.locator('[data-testid="stTab"] p').first
+                assert tab.evaluate("el => getComputedStyle(el).color") == "rgb(255, 255, 255)"
+                page.locator('[data-testid="stSelectbox"]').first.click()  # its list opens dark too
+                dropdown = page.locator('[data-testid="stSelectboxVirtualDropdown"]')
+                dropdown.wait_for(timeout=WAIT_MS)
+                assert _is_dark(dropdown.evaluate("el => getComputedStyle(el).backgroundColor"))
+                page.keyboard.press("Escape")
             if title == "Train":  # its "No run is training" box: dark behind white text, not pastel
                 alert = page.locator('[data-testid="stAlertContainer"]').first
                 alert.wait_for(timeout=WAIT_MS)
-                background = alert.evaluate("el => getComputedStyle(el).backgroundColor")
-                red, green, blue = (int(v) for v in re.findall(r"\d+", background)[:3])
-                assert red + green + blue < 150, f"the info box is drawn on {background}"
+                assert _is_dark(alert.evaluate("el => getComputedStyle(el).backgroundColor"))
 
         page.reload()  # a reload keeps it (the URL does)
         wait_for_navigation(page, "Home")

@@ -297,14 +297,21 @@ def readable_heatmap(jac: CouplingJacobian) -> go.Figure:
             zmax=limit,
             customdata=[[f"d{o}/d{i}" for i in inputs] for o in outputs],
             hovertemplate="%{customdata} = %{z:.6g}<extra></extra>",
-            colorbar={"title": "entry"},
+            # below the matrix, so a half-width column leaves the cells room for their numbers
+            colorbar={
+                "title": {"text": "entry", "side": "top"},
+                "orientation": "h",
+                "thickness": 12,
+                "y": -0.04,
+                "yanchor": "top",
+            },
         )
     )
     _block_lines(fig, half, n)
     axis = {"tickmode": "array", "tickvals": list(range(n)), "tickfont": {"size": 15}}
     fig.update_xaxes(axis, ticktext=inputs, side="top", title="input (column)")
     fig.update_yaxes(axis, ticktext=outputs, autorange="reversed", title="output (row)", scaleanchor="x")
-    fig.update_layout(height=560 if n <= 8 else 720, margin={"l": 10, "r": 10, "t": 60, "b": 10})
+    fig.update_layout(height=480 if n <= 8 else 720, margin={"l": 10, "r": 10, "t": 60, "b": 60})
     return fig
 
 

@@ -33,6 +33,7 @@ from dashboard.playground.session import (
 from dashboard.playground.tabs import SHOWN_POINTS, export_view, layer_view, race_view
 from dashboard.services.turns import PLAYGROUND_SEATS
 from dashboard.text import plain
+from dashboard.widgets import presenter
 from dashboard.widgets.layout import settings_and_main
 from dashboard.widgets.live_chart import ViewportFit, live_chart
 from flows import Flow
@@ -54,6 +55,8 @@ NO_DIMMING = "opacity: 1 !important; transition: none !important;"
 #: The four live panels, two rows of two, sized to end at the bottom of the window (a projector's 720 px).
 PANEL_FIT = ViewportFit(anchor=".st-key-pg_panels", rows=2, spacing=24)
 PANEL_MIN_HEIGHT = 170
+#: Presenter mode's text is 25% larger, so its panels may be a little lower to fit under it at 720 px.
+PRESENTER_PANEL_MIN_HEIGHT = 150
 #: The page's own styles. A compact header and status row, so that at 1280x720 the controls and the four
 #: panels fit one screen with no tile cut short; Streamlit's header "Stop" hidden, because it stops only
 #: the current redraw (the next refresh starts again) while Pause stops training.
@@ -65,6 +68,15 @@ PAGE_STYLE = f"""<style>
 .st-key-pg_status [data-testid="stMetricLabel"] p {{ font-size: 0.85rem; }}
 .st-key-pg_status [data-testid="stMetric"] {{ min-width: max-content; }}
 </style>"""
+#: Presenter mode's additions: the title moves up under a see-through header (it holds only the menu at
+#: the right), so the larger text still leaves the four panels room on one 1280x720 screen.
+PRESENTER_PAGE_STYLE = """<style>
+.stMainBlockContainer { padding-top: 1rem; }
+[data-testid="stHeader"] { background-color: transparent !important; pointer-events: none; }
+[data-testid="stHeader"] * { pointer-events: auto; }
+</style>"""
+#: The status tiles presenter mode leaves out: both figures are drawn as lines in the loss panel.
+REFERENCE_TILES = ("Gaussian fit", "Target entropy")
 LIVE_TABS = (
     ":material/monitoring: Live panels",
     ":material/layers: Layer by layer",
@@ -161,19 +173,20 @@ def _status(
         help="-mean log p(x) over points the model never trains on; compare it with the Gaussian fit.",
         width="content",
     )
-    gaussian = target.gaussian_nll
-    row.metric(
-        "Gaussian fit",
-        dash if gaussian is None else f"{gaussian:.3f}",
-        help="The average NLL of the best single Gaussian: what a flow must beat.",
-        width="content",
-    )
-    row.metric(
-        "Target entropy",
-        dash if target.entropy is None else f"≈ {target.entropy:.3f}",
-        help=f"The lowest expected NLL any model can reach ({target.entropy_note}).",
-        width="content",
-    )
+    if not presenter.is_on():  # a projector's row holds four tiles; the loss panel draws these two
+        gaussian = target.gaussian_nll
+        row.metric(
+            REFERENCE_TILES[0],
+            dash if gaussian is None else f"{gaussian:.3f}",
+            help="The average NLL of the best single Gaussian: what a flow must beat.",
+            width="content",
+        )
+        row.metric(
+            REFERENCE_TILES[1],
+            dash if target.entropy is None else f"≈ {target.entropy:.3f}",
+            help=f"The lowest expected NLL any model can reach ({target.entropy_note}).",
+            width="content",
+        )
     speed = dash
     if steps_per_second:
         per_minute = steps_per_second * 60
@@ -233,11 +246,12 @@ def _panels(run: PlaygroundRun, model: Flow, history: History, target: Target) -
 def _live_panels(run: PlaygroundRun, model: Flow, history: History, target: Target) -> None:
     # Build every figure first, then emit them back to back: the browser never shows a half-drawn grid.
     panels = _panels(run, model, history, target)
+    min_height = PRESENTER_PANEL_MIN_HEIGHT if presenter.is_on() else PANEL_MIN_HEIGHT
     with st.container(key="pg_panels"):
         for row in (("samples", "density"), ("grid", "loss")):
             for column, name in zip(st.columns(2), row, strict=True):
                 with column, st.container(key=f"pg_panel_{name}"):
-                    live_chart(panels[name], key=f"pg_fig_{name}", fit=PANEL_FIT, min_height=PANEL_MIN_HEIGHT)
+                    live_chart(panels[name], key=f"pg_fig_{name}", fit=PANEL_FIT, min_height=min_height)
     st.caption(
         "**Left top**: orange = the data, blue = x = F(z) for a fixed set of z from the prior. "
         "**Right top**: the model's exact density p(x) = p_z(F⁻¹(x))·|det ∂F⁻¹/∂x|. "
@@ -310,13 +324,14 @@ def _live_area(target: Target) -> None:
 def render() -> None:
     """Draws the whole page."""
     state = init_state()
-    st.html(PAGE_STYLE)
+    st.html(PAGE_STYLE + (PRESENTER_PAGE_STYLE if presenter.is_on() else ""))
     with st.container(horizontal=True, wrap=False, vertical_alignment="center", gap="medium"):
         st.markdown("### :material/cyclone: Flow Playground", width="content")
-        st.caption(
-            "Watch a normalizing flow bend a Gaussian into your data. Pick a target, press **Play**, and "
-            "open **Layer by layer** to see each coupling at work."
-        )
+        if not presenter.is_on():  # on a projector the teacher says it; the header's menu would cover it
+            st.caption(
+                "Watch a normalizing flow bend a Gaussian into your data. Pick a target, press **Play**, and "
+                "open **Layer by layer** to see each coupling at work."
+            )
     settings_column, main_column = settings_and_main(3.2)
     with settings_column:
         target = data_controls()

@@ -46,6 +46,34 @@ html {{ font-size: {FONT_SCALE * 100:.0f}%; }}
   background-color: {PANEL}; color: {TEXT}; border: 1px solid {ACCENT};
 }}
 .stApp [data-testid="stAlertContainer"] * {{ color: {TEXT}; }}
+/* st.dataframe draws its cells on a canvas in the light theme: inverted, hues kept */
+.stApp [data-testid="stDataFrame"] {{ filter: invert(1) hue-rotate(180deg); }}
+.stApp [data-testid="stTable"] th, .stApp [data-testid="stTable"] td {{
+  background-color: {PANEL}; color: {TEXT}; border-color: #666666;
+}}
+/* drop-down lists, popovers and tooltips open outside the app's tree, at the end of the page */
+[data-testid$="VirtualDropdown"], [data-baseweb="popover"] ul, [data-baseweb="popover"] li,
+[data-testid="stPopoverBody"], [data-testid="stTooltipContent"] {{
+  background-color: {PANEL}; color: {TEXT};
+}}
+[data-testid$="VirtualDropdown"] [role="option"]:hover,
+[data-testid$="VirtualDropdown"] [aria-selected="true"], [data-baseweb="popover"] li:hover {{
+  background-color: #33363d;
+}}
+[data-testid$="VirtualDropdown"] *, [data-testid="stPopoverBody"] *, [data-testid="stTooltipContent"] * {{
+  color: {TEXT};
+}}
+.stApp [data-testid="stTooltipHoverTarget"] svg, .stApp [data-testid="stTooltipIcon"] svg {{
+  color: {TEXT}; stroke: {TEXT};
+}}
+.stApp [data-testid="stTooltipHoverTarget"], .stApp [data-testid="stTooltipIcon"] button {{
+  background-color: transparent; border: none;
+}}
+/* the larger text wraps instead of being cut short with "..." */
+.stApp [data-testid="stMetricValue"] > div, .stApp [data-testid="stMetricLabel"] p,
+.stApp [data-testid="stWidgetLabel"] p, .stApp label[data-baseweb="checkbox"] p {{
+  white-space: normal; overflow: visible; text-overflow: clip; overflow-wrap: anywhere;
+}}
 </style>
 """
 
