@@ -63,7 +63,12 @@ def play_playground(page, base_url: str, seconds: float = 3.0) -> dict:
         assert time.monotonic() < deadline + 60, "the step counter never advanced"
         page.wait_for_timeout(250)
     step_after, loss_after, _ = read_status(page)
+    # The charts draw in turns, after the status row: the heatmap may take a few refreshes to show it.
+    redraw_deadline = time.monotonic() + 60
     density_after = page.locator(DENSITY_SELECTOR).screenshot(timeout=SCREENSHOT_TIMEOUT_MS)
+    while density_after == density_before and time.monotonic() < redraw_deadline:
+        page.wait_for_timeout(500)
+        density_after = page.locator(DENSITY_SELECTOR).screenshot(timeout=SCREENSHOT_TIMEOUT_MS)
     page.get_by_role("button", name=PAUSE_BUTTON).click()
     page.wait_for_selector(f"{STATUS_SELECTOR}:has-text('paused')", timeout=60_000)
     return {

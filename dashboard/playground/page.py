@@ -247,11 +247,14 @@ def _live_panels(run: PlaygroundRun, model: Flow, history: History, target: Targ
     # Build every figure first, then emit them back to back: the browser never shows a half-drawn grid.
     panels = _panels(run, model, history, target)
     min_height = PRESENTER_PANEL_MIN_HEIGHT if presenter.is_on() else PANEL_MIN_HEIGHT
+    # Two rows of two, laid out as two columns of two: one columns block for the four panels instead of one
+    # per row (under heavy load Streamlit mounted the second row's charts afresh in the first refreshes).
     with st.container(key="pg_panels"):
-        for row in (("samples", "density"), ("grid", "loss")):
-            for column, name in zip(st.columns(2), row, strict=True):
-                with column, st.container(key=f"pg_panel_{name}"):
-                    live_chart(panels[name], key=f"pg_fig_{name}", fit=PANEL_FIT, min_height=min_height)
+        for column, names in zip(st.columns(2), (("samples", "grid"), ("density", "loss")), strict=True):
+            with column:
+                for name in names:
+                    with st.container(key=f"pg_panel_{name}"):
+                        live_chart(panels[name], key=f"pg_fig_{name}", fit=PANEL_FIT, min_height=min_height)
     st.caption(
         "**Left top**: orange = the data, blue = x = F(z) for a fixed set of z from the prior. "
         "**Right top**: the model's exact density p(x) = p_z(F⁻¹(x))·|det ∂F⁻¹/∂x|. "
