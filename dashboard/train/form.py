@@ -15,7 +15,8 @@ from dashboard.train.image_options import image_options
 from dashboard.train.labels import DATASET_LABELS
 from flows import registry
 from flows.training import IMAGE_DATASETS, ConfigError, TrainConfig, runs
-from flows.training.config import choices
+from flows.training.config import MAX_AUGMENT_SHIFT, choices
+from flows.training.factory import device_kind
 from flows.training.flags import parse_widths
 from flows.training.tensorboard import INSTALL_HINT, tensorboard_available
 
@@ -88,6 +89,8 @@ def settings_panel(manager: RunManager) -> Settings:
     )
     slots["model"] = st.empty()
     family = registry.get_family(model)
+    # the family's measured preset (weight average, shifted digits) where it has one: on the digits only
+    family_preset = family.preset(device_kind("auto")) if kind == "image" else {}
     image_values: dict[str, object] = {}
     blocks, hidden_text, activation, prior = PRESET.blocks, ", ".join(map(str, PRESET.hidden)), None, None
     if family.image_shaped:
@@ -143,8 +146,20 @@ def settings_panel(manager: RunManager) -> Settings:
             "Weight average decay (0: off)",
             0.0,
             MAX["ema_decay"],
+            value=float(family_preset.get("ema_decay", PRESET.ema_decay)),
+            key=f"train_ema_decay_{kind}_{model}",  # each family shows its own preset
             step=0.001,
             format="%.4f",
+        )
+        augment_shift = _number(
+            st,
+            slots,
+            "augment_shift",
+            "Move training digits by up to (pixels, 0: off)",
+            0,
+            MAX_AUGMENT_SHIFT,
+            value=int(family_preset.get("augment_shift", PRESET.augment_shift)),
+            key=f"train_augment_shift_{kind}_{model}",
         )
         warmup = _number(
             st, slots, "warmup_steps", "Warmup steps", 0, MAX["warmup_steps"], key="train_warmup"
@@ -199,6 +214,7 @@ def settings_panel(manager: RunManager) -> Settings:
             minutes=float(minutes),
             early_stop=int(early_stop),
             ema_decay=float(ema_decay),
+            augment_shift=int(augment_shift),
             tensorboard=bool(tensorboard) and has_tensorboard,
         )
         try:

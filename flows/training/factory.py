@@ -23,7 +23,7 @@ from ..data.mnist import default_data_dir
 from ..models import Flow
 from ..priors import PRIORS
 from ..registry import get_family
-from .config import IMAGE_DIMS, IMAGE_SIZE, TOY_DIMS, TOY_TEST_POINTS, TrainConfig
+from .config import IMAGE_DATASETS, IMAGE_DIMS, IMAGE_SIZE, TOY_DIMS, TOY_TEST_POINTS, TrainConfig
 
 
 def build_model(config: TrainConfig) -> Flow:
@@ -85,9 +85,13 @@ def device_kind(device: str) -> str:
 
 def preset_config(given: Mapping[str, Any]) -> TrainConfig:
     """A new run's config: the defaults, then its family's preset for the device (the CPU or the GPU
-    one; see :attr:`flows.registry.FlowFamily.presets`), then the ``given`` fields. Not validated."""
+    one; see :attr:`flows.registry.FlowFamily.presets`), then the ``given`` fields. Not validated.
+
+    Presets are chosen on the digits: a 2D toy starts from the defaults alone."""
     family = get_family(given.get("model", TrainConfig.model))
     preset = family.preset(device_kind(given.get("device", TrainConfig.device)))
+    if given.get("dataset", TrainConfig.dataset) not in IMAGE_DATASETS:
+        preset = {}
     return TrainConfig(**{**preset, **given})
 
 
