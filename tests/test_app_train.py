@@ -12,6 +12,7 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
+from flows import registry
 from flows.training import TrainConfig, runs
 
 from .apptest import open_page, use_folders
@@ -298,3 +299,18 @@ def test_the_live_sample_grid_can_be_enlarged_and_is_large_in_presenter_mode(fol
     assert not presenting.exception
     assert presenting.session_state["presenter"] is True
     assert _samples_share(presenting) == pytest.approx(0.5)
+
+
+def test_mlp_families_start_from_their_preset_on_digits_and_from_the_defaults_on_toys(folders) -> None:
+    app = train_page()
+    preset = registry.get_family("realnvp").preset("cpu")
+    assert widget(app, "train_ema_decay_image_realnvp").value == pytest.approx(preset["ema_decay"])
+    assert widget(app, "train_augment_shift_image_realnvp").value == preset["augment_shift"] > 0
+    widget(app, "train_augment_shift_image_realnvp").set_value(2).run()
+    assert not app.error and not button(app, "train_start").disabled
+    widget(app, "train_dataset").set_value("moons").run()  # a toy has no pixels to move: the defaults
+    assert widget(app, "train_augment_shift_toy_realnvp").value == TrainConfig.augment_shift == 0
+    assert widget(app, "train_ema_decay_toy_realnvp").value == TrainConfig.ema_decay
+    widget(app, "train_augment_shift_toy_realnvp").set_value(1).run()
+    assert any("2D toys have no pixels to move" in error.value for error in app.error)
+    assert button(app, "train_start").disabled
