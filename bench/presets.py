@@ -52,7 +52,7 @@ CANDIDATES: dict[str, list[dict[str, Any]]] = {
         {"ema_decay": 0.999, "augment_shift": 1},
         {"ema_decay": 0.999, "augment_shift": 2},
     ],
-    "nice": [{}, {"hidden": [128, 128]}, {"ema_decay": 0.999, "augment_shift": 1}],
+    "nice": [{}, {"hidden": [128, 128]}, {"ema_decay": 0.999, "augment_shift": 2}],
 }
 
 
