@@ -96,6 +96,8 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], str]] = {
         {"hidden": [128, 128], "weight_decay": 0.05, "ema_decay": 0.999},
         "Flow Lab MLP RealNVP small (hidden 128 128)",
     ),
+    # the Glow preset without bf16 autocast, to weigh bf16 against float32 at equal wall time
+    "glow-fp32": ("glow", {"amp": False}, "Flow Lab Glow in float32"),
 }
 #: The training settings the bench's loop reads from a TrainConfig.
 LOOP_SETTINGS = ("lr", "batch_size", "amp", "weight_decay", "grad_clip", "ema_decay", "augment_shift")
