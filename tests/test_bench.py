@@ -211,7 +211,8 @@ def test_quality_bench_trains_scores_and_writes_a_grid(mnist_dir, judge_cache, t
     assert names[0] == "Flow Lab MLP RealNVP" and len(names) == (2 if with_peer else 1)
     if with_peer:  # its width matched to Flow Lab Glow's CPU preset
         assert names[1].startswith("normflows Glow (hidden ")
-    assert rows[0].split(" | ")[2] == "lr 0.001, batch 64, fp32"  # the registry's preset, as main.py
+    # the registry's preset, as main.py starts it
+    assert rows[0].split(" | ")[2] == "lr 0.001, batch 64, fp32, EMA 0.999, shifts up to 2 px"
     assert all(float(row.split(" | ")[7]) < 10.85 for row in rows)  # they learned (untrained: 10.85)
     assert len(list((tmp_path / "grids").glob("*.png"))) == len(names)
 
