@@ -137,6 +137,9 @@ register(
         "NICE (additive)",
         description="additive couplings, y ← y + t(x), keep areas; one final scaling",
         volume_preserving=True,
+        # bench/PRESETS.md, 10 minutes on one core, MNIST 9,000 / 1,000: 3.921 held-out bits/dim at the end
+        # (also its lowest), the defaults 4.385
+        presets={"cpu": {"ema_decay": 0.999, "augment_shift": 2}},
     )
 )
 
