@@ -126,7 +126,9 @@ def test_the_cli_applies_the_family_preset_under_the_flags_given(tmp_path: Path)
     assert {name: getattr(config, name) for name in preset} == preset
     config, _ = cli.make_config(["--model", "glow", "--hidden-channels", "24"])
     assert config.hidden_channels == 24 and config.levels == preset["levels"]
-    assert preset_config({"model": "realnvp"}) == TrainConfig()  # the MLP flows keep the defaults
+    # the MLP flows: their preset on the digits, the plain defaults on a 2D toy (no pixels to move)
+    assert preset_config({"model": "realnvp"}) == TrainConfig(**get_family("realnvp").preset("cpu"))
+    assert preset_config({"model": "realnvp", "dataset": "moons"}) == TrainConfig(dataset="moons")
 
 
 def test_main_trains_a_glow_and_reports_its_options(mnist_dir: Path, tmp_path: Path, capsys) -> None:
